@@ -1,0 +1,1 @@
+"""The Braze app: REST API, partner cohorts, segments, campaigns and Currents."""

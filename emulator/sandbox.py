@@ -1,0 +1,185 @@
+"""`emulator.Sandbox`: the one object that owns a store, a clock, the RNG, the configuration and both apps."""
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import __version__
+from .clock import Clock
+from .config import load_config
+from .ids import Ids
+from .journal import Journal
+from .braze.service import BrazeWorkspace
+from .segment.service import SegmentWorkspace
+from .store import Store
+
+if TYPE_CHECKING:
+    import httpx
+
+Flusher = Callable[[], dict]
+_FLUSH_ROUNDS = 1000
+SEGMENT_BASE_URL = "http://segment.emulator"
+BRAZE_BASE_URL = "http://braze.emulator"
+
+
+class Sandbox:
+    """Both services in one object. Two sandboxes in one process share nothing.
+
+    `path=None` keeps the store in memory; a file path gives a durable store (WAL) a restart finds again.
+    `config` is a dict or a YAML path merged over the defaults. `clock` is a `Clock`, `"manual"` (the default,
+    standing still at 2026-01-01T00:00:00Z until moved) or `"realtime"`.
+    """
+
+    def __init__(self, path: str | Path | None = None, config: dict | str | Path | None = None,
+                 clock: Clock | str | None = None, seed: int | None = None) -> None:
+        self.config = load_config(config)
+        if seed is not None:
+            self.config["seed"] = seed
+        self.initial_config = copy.deepcopy(self.config)
+        if isinstance(clock, Clock):
+            self.clock = clock
+        elif clock in (None, "manual", "realtime"):
+            self.clock = Clock(realtime=clock == "realtime")
+        else:
+            raise ValueError(f"clock must be a Clock, 'manual' or 'realtime', not {clock!r}")
+        self.store = Store(path)
+        # A restarted file store must not hand out the ids of its previous life again.
+        boots = int(self.store.get_meta("boots", "0") or 0)
+        if self.store.path:
+            self.store.set_meta("boots", str(boots + 1))
+        self._id_seed = self.config["seed"] + boots * 1_000_003
+        self.ids = Ids(self._id_seed)
+        self.internal_errors: list[str] = []
+        self.journal = Journal(self)
+        self._flushers: list[tuple[str, Flusher]] = []
+        self._reset_hooks: list[Callable[[], None]] = []
+        self._configure_hooks: list[Callable[[dict], None]] = []
+        self._apps: dict[str, Any] = {}
+        self._servers: Any = None
+        self.urls: dict[str, str] = {}
+        self.segment = SegmentWorkspace(self)
+        self.braze = BrazeWorkspace(self)
+        self._reset_hooks.append(self.segment.reset)
+        self._reset_hooks.append(self.journal.reset)
+
+    # --- extension points used by the workspaces ------------------------------------------------
+    def add_flusher(self, name: str, flusher: Flusher) -> None:
+        """`flusher()` does the work that is due and returns counts, with `progressed: True` when it did
+        something that may make more work due; `flush()` calls every flusher until none progresses."""
+        self._flushers.append((name, flusher))
+
+    def on_reset(self, hook: Callable[[], None]) -> None:
+        self._reset_hooks.append(hook)
+
+    def on_configure(self, hook: Callable[[dict], None]) -> None:
+        self._configure_hooks.append(hook)
+
+    # --- the apps ----------------------------------------------------------------------------------
+    @property
+    def segment_app(self) -> Any:
+        if "segment" not in self._apps:
+            from .segment.app import create_segment_app
+            self._apps["segment"] = create_segment_app(self)
+        return self._apps["segment"]
+
+    @property
+    def braze_app(self) -> Any:
+        if "braze" not in self._apps:
+            from .braze.app import create_braze_app
+            self._apps["braze"] = create_braze_app(self)
+        return self._apps["braze"]
+
+    def segment_client(self, write_key: str | None = None) -> "httpx.Client":
+        """An httpx client bound to the Segment app with no socket; `write_key` presets Basic auth."""
+        import httpx
+
+        auth = (write_key, "") if write_key else None
+        return httpx.Client(transport=httpx.WSGITransport(app=self.segment_app), base_url=SEGMENT_BASE_URL, auth=auth)
+
+    def braze_client(self, api_key: str | None = None) -> "httpx.Client":
+        """An httpx client bound to the Braze app with the REST key header preset."""
+        import httpx
+
+        key = api_key or self.config["braze"]["rest_api_keys"][0]
+        key = key["key"] if isinstance(key, dict) else key
+        return httpx.Client(transport=httpx.WSGITransport(app=self.braze_app), base_url=BRAZE_BASE_URL,
+                            headers={"Authorization": f"Bearer {key}"})
+
+    # --- time, queues, data ------------------------------------------------------------------------
+    def advance(self, duration: str | int | float | timedelta | None = None, **parts: float) -> datetime:
+        return self.clock.advance(duration, **parts)
+
+    def set_time(self, instant: str | datetime) -> datetime:
+        return self.clock.set(instant)
+
+    def flush(self) -> dict:
+        """Deliver everything that is due (outbox, Currents, ...) until nothing is left; returns the counts."""
+        totals: dict[str, int] = {"delivered": 0, "retried": 0, "discarded": 0, "dropped": 0}
+        for _ in range(_FLUSH_ROUNDS):
+            progressed = False
+            for _name, flusher in self._flushers:
+                counts = dict(flusher() or {})
+                progressed = bool(counts.pop("progressed", False)) or progressed
+                for key, value in counts.items():
+                    totals[key] = totals.get(key, 0) + int(value)
+            if not progressed:
+                break
+        return totals
+
+    def reset(self) -> None:
+        """Empty all data and queued work, keep the configuration; a manual clock goes back to its start."""
+        self.store.reset()
+        self.clock.rewind_to_start()
+        self.ids.reseed(self._id_seed)
+        self.internal_errors.clear()
+        for hook in self._reset_hooks:
+            hook()
+
+    def configure(self, config: dict | str | Path | None) -> None:
+        """Replace the configuration (validated first), keeping the data."""
+        new = load_config(config)
+        self.config = new
+        for hook in self._configure_hooks:
+            hook(new)
+
+    def health(self) -> dict:
+        return {"status": "ok", "emulator": __version__, "schema_version": self.store.version,
+                "store": self.store.path or "memory", "clock": self.clock.describe(), "urls": dict(self.urls)}
+
+    # --- serving -----------------------------------------------------------------------------------
+    def serve(self, segment_port: int = 0, braze_port: int = 0, host: str = "127.0.0.1") -> dict[str, str]:
+        """Serve both apps on real sockets (port 0 picks a free one); returns their base URLs."""
+        from .server import serve_apps
+
+        if self._servers is not None:
+            return dict(self.urls)
+        self._servers = serve_apps({"segment": (self.segment_app, segment_port),
+                                    "braze": (self.braze_app, braze_port)}, host=host)
+        self.urls = {name: served.url for name, served in self._servers.apps.items()}
+        return dict(self.urls)
+
+    @property
+    def segment_url(self) -> str:
+        return self.urls["segment"]
+
+    @property
+    def braze_url(self) -> str:
+        return self.urls["braze"]
+
+    def stop(self) -> None:
+        if self._servers is not None:
+            self._servers.stop()
+            self._servers = None
+            self.urls = {}
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""The Segment app: Tracking API, debugger, Engage profiles, audiences and computed traits, destinations."""

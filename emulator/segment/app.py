@@ -1,0 +1,98 @@
+"""The Segment app: the Tracking API under `/v1/` and Segment's part of the control API."""
+from __future__ import annotations
+
+import zlib
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, g, jsonify, request
+
+from ..webapp import create_base_app
+from . import errors
+from .errors import SegmentError
+from .tracking import ENDPOINTS, limit_for
+
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox
+
+# analytics.js posts from web pages: answer CORS like the real API so a browser sandbox works.
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, Content-Encoding, X-Retry-Count",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+def _error_body(status: int, message: str) -> dict:
+    code = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
+        status, "internal_error" if status >= 500 else "error")
+    return {"code": code, "message": message}
+
+
+def _answer(body: dict, status: int) -> tuple[Response, int]:
+    response = jsonify(body)
+    response.headers.update(_CORS)
+    return response, status
+
+
+def _read_body(kind: str) -> bytes:
+    """The request body, decompressed, refusing oversize bodies before they are read whole."""
+    limit = limit_for(kind)
+    if request.content_length is not None and request.content_length > limit and not _gzipped():
+        raise errors.payload_too_large(request.content_length, limit)
+    raw = request.get_data(cache=True)
+    if _gzipped():
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = decompressor.decompress(raw, limit + 1)
+        except zlib.error:
+            raise errors.invalid_request("Content-Encoding is gzip but the body is not valid gzip") from None
+        if len(raw) > limit or decompressor.unconsumed_tail:
+            raise errors.payload_too_large(max(len(raw), limit + 1), limit)
+    return raw
+
+
+def _gzipped() -> bool:
+    return request.headers.get("Content-Encoding", "").strip().lower() == "gzip"
+
+
+def create_segment_app(sandbox: "Sandbox") -> Flask:
+    app = create_base_app(sandbox, "segment", _error_body)
+    tracking = sandbox.segment.tracking
+
+    @app.route("/v1/<kind>", methods=["POST", "OPTIONS"])
+    def tracking_api(kind: str) -> Any:
+        if kind not in ENDPOINTS:
+            return _answer(errors.NOT_FOUND.body() | {"message": f"No such endpoint: /v1/{kind}"}, 404)
+        if request.method == "OPTIONS":
+            return _answer({}, 200)
+        try:
+            raw = _read_body(kind)
+            g.journal_body = raw.decode("utf-8", errors="replace")
+            tracking.receive(kind, raw, authorization=request.headers.get("Authorization"),
+                             host=request.host, path=request.path)
+        except SegmentError as exc:
+            return _answer(exc.body(), exc.status)
+        return _answer(errors.SUCCESS_BODY, 200)
+
+    @app.get("/_emulator/segment/debugger")
+    def debugger() -> Response:
+        args = request.args
+        try:
+            limit = int(args.get("limit", 100))
+            before_id = int(args["before_id"]) if args.get("before_id") else None
+        except ValueError:
+            return jsonify({"error": "limit and before_id must be integers"}), 400
+        entries = sandbox.segment.debugger(
+            source=args.get("source"), status=args.get("status"), type=args.get("type"), event=args.get("event"),
+            user_id=args.get("userId") or args.get("user_id"),
+            anonymous_id=args.get("anonymousId") or args.get("anonymous_id"),
+            message_id=args.get("messageId") or args.get("message_id"), text=args.get("q") or args.get("text"),
+            before_id=before_id, limit=limit)
+        return jsonify({"messages": entries, "count": len(entries)})
+
+    @app.errorhandler(404)
+    def not_found(_exc: Exception) -> tuple[Response, int]:
+        return jsonify(_error_body(404, f"No such endpoint: {request.method} {request.path}")), 404
+
+    return app

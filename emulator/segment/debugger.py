@@ -1,0 +1,66 @@
+"""The source debugger: every message each source received, raw as sent, newest first."""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+MAX_PAGE = 1000
+
+
+def _entry(row: dict) -> dict:
+    return {
+        "id": row["id"],
+        "source": row["source"],
+        "write_key": row["write_key"],
+        "path": row["path"],
+        "received_at": row["received_at"],
+        "status": row["status"],
+        "reason": row["reason"],
+        "reason_code": row["reason_code"],
+        "type": row["type"],
+        "event": row["event"],
+        "userId": row["user_id"],
+        "anonymousId": row["anonymous_id"],
+        "messageId": row["message_id"],
+        "raw": json.loads(row["raw"]),
+        "message": json.loads(row["message"]) if row.get("message") else None,
+    }
+
+
+def search(store: "Store", *, source: str | None = None, status: str | None = None, type: str | None = None,
+           event: str | None = None, user_id: str | None = None, anonymous_id: str | None = None,
+           message_id: str | None = None, text: str | None = None, write_key: str | None = None,
+           before_id: int | None = None, limit: int = 100) -> list[dict]:
+    """Filters combine with AND; `text` matches anywhere in the raw message (case-insensitive)."""
+    where, params = [], []
+    filters: list[tuple[str, Any]] = [
+        ("d.source = ?", source), ("d.status = ?", status), ("d.type = ?", type), ("d.event = ?", event),
+        ("d.user_id = ?", user_id), ("d.anonymous_id = ?", anonymous_id), ("d.message_id = ?", message_id),
+        ("d.write_key = ?", write_key), ("d.id < ?", before_id),
+    ]
+    for clause, value in filters:
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    if text:
+        where.append("d.raw LIKE ? ESCAPE '\\'")
+        params.append("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    sql = ("SELECT d.*, e.message AS message FROM segment_debugger d"
+           " LEFT JOIN segment_events e ON e.seq = d.event_seq")
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY d.id DESC LIMIT ?"
+    params.append(max(1, min(int(limit), MAX_PAGE)))
+    return [_entry(row) for row in store.query(sql, params)]
+
+
+def counts(store: "Store") -> dict[str, dict[str, int]]:
+    """Per source, how many messages are held by status."""
+    result: dict[str, dict[str, int]] = {}
+    for row in store.query("SELECT coalesce(source, '(unknown)') AS source, status, count(*) AS n"
+                           " FROM segment_debugger GROUP BY 1, 2"):
+        result.setdefault(row["source"], {})[row["status"]] = row["n"]
+    return result

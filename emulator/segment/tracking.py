@@ -1,0 +1,412 @@
+"""The Segment Tracking API's rules: auth, limits, validation, drops, dedup, timestamps.
+
+Facts: reference/segment-api.md §1; decisions: SPEC.md §2 "Segment Tracking API". Everything a request is
+told was accepted is committed (debugger row, event-log row, and whatever the accept listeners add, such
+as outbox rows) in one transaction before the answer leaves.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from ..clock import UTC, iso
+from . import errors
+from .errors import Drop, SegmentError
+
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox
+
+TYPES = ("identify", "track", "page", "screen", "group", "alias")
+BATCH_KINDS = ("batch", "import")
+# analytics.js posts single events to the first letter of their type, and batches to /b.
+SHORT_PATHS = {"t": "track", "i": "identify", "p": "page", "s": "screen", "g": "group", "a": "alias", "b": "batch"}
+ENDPOINTS = TYPES + BATCH_KINDS + tuple(SHORT_PATHS)
+
+REQUEST_LIMIT = 32 * 1024
+BATCH_REQUEST_LIMIT = 500 * 1024
+EVENT_LIMIT = 32 * 1024
+MAX_BATCH_ITEMS = 2500
+MAX_MESSAGE_ID = 100
+DEDUP_WINDOW = timedelta(hours=24)
+_TRIM_EVERY = 500
+_DEDUP_PRUNE_EVERY = 5000
+
+AcceptListener = Callable[[list[dict], sqlite3.Connection], None]
+
+
+@dataclass
+class Receipt:
+    """What one request (or one `ingest` call) did: counts, and the debugger ids of its messages."""
+
+    accepted: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    source: str | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+def limit_for(kind: str) -> int:
+    return BATCH_REQUEST_LIMIT if kind in BATCH_KINDS or kind == "b" else REQUEST_LIMIT
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_body(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.invalid_json(f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if not text.strip():
+        raise errors.invalid_json("empty body")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise errors.invalid_json(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except (ValueError, RecursionError) as exc:
+        raise errors.invalid_json(str(exc) or "nested too deeply") from None
+
+
+def write_key_from_basic(header: str | None) -> str | None:
+    """`Basic base64(key:)`; the colon is optional (segment-docs: "encoding without a colon might work")."""
+    if not header or not header[:6].lower() == "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    return decoded.split(":", 1)[0] or None
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    try:
+        return dt.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _id_value(message: dict, key: str) -> tuple[str | None, Drop | None]:
+    """Ids may be strings or numbers (libraries stringify them); null and "" count as absent."""
+    value = message.get(key)
+    if value is None or value == "":
+        return None, None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None, errors.invalid_field(key, "a string")
+    return str(value), None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+_OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+
+
+class Tracking:
+    def __init__(self, sandbox: "Sandbox") -> None:
+        self.sandbox = sandbox
+        self.listeners: list[AcceptListener] = []
+        self._since_trim: dict[str | None, int] = {}
+        self._since_prune = 0
+
+    # --- configuration views -------------------------------------------------------------------
+    def source_for(self, write_key: str | None) -> dict | None:
+        if not write_key:
+            return None
+        for source in self.sandbox.config["segment"]["sources"]:
+            if source["write_key"] == write_key:
+                return source
+        return None
+
+    def endpoint_region(self, host: str | None) -> str:
+        if host and "eu1" in host.lower():
+            return "EU"
+        return self.sandbox.config["segment"]["region"]
+
+    # --- entry points ----------------------------------------------------------------------------
+    def receive(self, kind: str, raw: bytes, *, authorization: str | None = None, host: str | None = None,
+                path: str | None = None) -> Receipt:
+        """An HTTP request's body (already decompressed). Raises SegmentError for the 4xx answers."""
+        kind = SHORT_PATHS.get(kind, kind)
+        limit = limit_for(kind)
+        if len(raw) > limit:
+            raise errors.payload_too_large(len(raw), limit)
+        body = parse_body(raw)
+        if not isinstance(body, dict):
+            raise errors.invalid_request("the body must be a JSON object")
+        write_key = write_key_from_basic(authorization)
+        if write_key is None and isinstance(body.get("writeKey"), str):
+            write_key = body["writeKey"]
+        return self._receive(kind, body, write_key, host, path or f"/v1/{kind}")
+
+    def ingest(self, messages: dict | list[dict], write_key: str | None = None, *, kind: str | None = None) -> Receipt:
+        """The same rules without HTTP: one message (`kind` defaults to its `type`) or a list (a batch)."""
+        if write_key is None:
+            write_key = self.sandbox.config["segment"]["sources"][0]["write_key"]
+        if isinstance(messages, list):
+            body, kind = {"batch": messages}, "batch"
+        else:
+            body, kind = dict(messages), kind or messages.get("type", "track")
+        if kind not in TYPES + BATCH_KINDS:
+            raise errors.invalid_request(f"unknown message kind {kind!r}")
+        return self._receive(kind, body, write_key, None, f"/v1/{kind}")
+
+    # --- the rules ------------------------------------------------------------------------------
+    def _receive(self, kind: str, body: dict, write_key: str | None, host: str | None, path: str) -> Receipt:
+        if kind in BATCH_KINDS:
+            items = body.get("batch")
+            if not isinstance(items, list):
+                raise errors.invalid_request("batch must be an array of messages")
+            raws = [_dumps(item) for item in items]
+            for index, raw_item in enumerate(raws):
+                size = len(raw_item.encode("utf-8")) if not raw_item.isascii() else len(raw_item)
+                if size > EVENT_LIMIT:
+                    raise errors.payload_too_large(size, EVENT_LIMIT, f"event at batch[{index}]")
+            context = body.get("context") if isinstance(body.get("context"), dict) else None
+            integrations = body.get("integrations") if isinstance(body.get("integrations"), dict) else None
+            sent_at = body.get("sentAt")
+        else:
+            items, raws = [body], [_dumps(body)]
+            context = integrations = sent_at = None
+
+        source = self.source_for(write_key)
+        drop_all: Drop | None = None
+        if source is None:
+            if self.sandbox.config["segment"]["strict"]:
+                raise errors.UNAUTHORIZED
+            drop_all = errors.UNKNOWN_WRITE_KEY if write_key else errors.MISSING_WRITE_KEY
+        elif source.get("region", self.sandbox.config["segment"]["region"]) != self.endpoint_region(host):
+            drop_all = errors.WRONG_REGION
+
+        now = self.sandbox.clock.now()
+        received_at = iso(now)
+        source_name = source["name"] if source else None
+        receipt = Receipt(source=source_name)
+        debugger_rows: list[tuple] = []
+        accepted: list[dict] = []
+
+        for index, (item, raw_item) in enumerate(zip(items, raws)):
+            if drop_all is not None:
+                message, drop = None, drop_all
+            elif index >= MAX_BATCH_ITEMS:
+                message, drop = None, errors.BATCH_LIMIT
+            else:
+                message, drop = self._normalize(item, kind, context, integrations, sent_at, now, received_at)
+            summary = item if isinstance(item, dict) else {}
+            if drop is None:
+                accepted.append(message)
+                debugger_rows.append([source_name, write_key, path, received_at, "accepted", None, None,
+                                      message["type"], message.get("event"), message.get("userId"),
+                                      message.get("anonymousId"), message["messageId"], None, raw_item])
+            else:
+                status = "rejected" if drop is drop_all else "dropped"
+                if status == "rejected":
+                    receipt.rejected += 1
+                else:
+                    receipt.dropped += 1
+                receipt.reasons.append(drop.reason)
+                msg_type = kind if kind in TYPES else _str_or_none(summary.get("type"))
+                debugger_rows.append([source_name, write_key, path, received_at, status, drop.code, drop.reason,
+                                      msg_type, _str_or_none(summary.get("event")),
+                                      _id_value(summary, "userId")[0], _id_value(summary, "anonymousId")[0],
+                                      _str_or_none(summary.get("messageId")), None, raw_item])
+
+        with self.sandbox.store.transaction() as conn:
+            if accepted:
+                accepted = self._dedup(conn, accepted, debugger_rows, receipt, now)
+            if accepted:
+                self._append_events(conn, accepted, source_name, debugger_rows)
+            conn.executemany(
+                "INSERT INTO segment_debugger (source, write_key, path, received_at, status, reason_code, reason,"
+                " type, event, user_id, anonymous_id, message_id, event_seq, raw)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", debugger_rows)
+            for listener in self.listeners:
+                if accepted:
+                    listener(accepted, conn)
+            self._maintain(conn, source_name, len(debugger_rows), now)
+        receipt.accepted = len(accepted)
+        return receipt
+
+    def _normalize(self, item: Any, kind: str, context: dict | None, integrations: dict | None, batch_sent_at: Any,
+                   now: datetime, received_at: str) -> tuple[dict | None, Drop | None]:
+        if not isinstance(item, dict):
+            return None, errors.NOT_AN_OBJECT
+        if kind in BATCH_KINDS:
+            msg_type = item.get("type")
+            if msg_type not in TYPES:
+                return None, errors.INVALID_TYPE
+        else:
+            msg_type = kind
+        user_id, problem = _id_value(item, "userId")
+        if problem:
+            return None, problem
+        anonymous_id, problem = _id_value(item, "anonymousId")
+        if problem:
+            return None, problem
+        for name in _OBJECT_FIELDS:
+            value = item.get(name)
+            if value is not None and not isinstance(value, dict):
+                return None, errors.invalid_field(name, "an object")
+        if user_id is None and anonymous_id is None:
+            return None, errors.NO_USER_ANON_ID
+        if msg_type == "track":
+            event = item.get("event")
+            if not isinstance(event, str) or not event.strip():
+                return None, errors.MISSING_EVENT if event in (None, "") else errors.invalid_field("event", "a string")
+        elif msg_type == "group":
+            group_id, problem = _id_value(item, "groupId")
+            if problem or group_id is None:
+                return None, problem or errors.MISSING_GROUP_ID
+        elif msg_type == "alias":
+            previous_id, problem = _id_value(item, "previousId")
+            if problem or previous_id is None:
+                return None, problem or errors.MISSING_PREVIOUS_ID
+        for name in ("name", "category"):
+            value = item.get(name)
+            if value is not None and not isinstance(value, str):
+                return None, errors.invalid_field(name, "a string")
+
+        message_id = item.get("messageId")
+        if message_id is None or message_id == "":
+            message_id = "api-" + self.sandbox.ids.uuid()
+        elif isinstance(message_id, bool) or not isinstance(message_id, (str, int)):
+            return None, errors.invalid_field("messageId", "a string")
+        message_id = str(message_id)
+        if len(message_id) > MAX_MESSAGE_ID:
+            return None, errors.MESSAGE_ID_TOO_LONG
+
+        message = {k: v for k, v in item.items() if k not in ("writeKey", "userId", "anonymousId", "messageId")}
+        message["type"] = msg_type
+        if user_id is not None:
+            message["userId"] = user_id
+        if anonymous_id is not None:
+            message["anonymousId"] = anonymous_id
+        for name in ("groupId", "previousId"):
+            if name in message and isinstance(message[name], (int, float)) and not isinstance(message[name], bool):
+                message[name] = str(message[name])
+        message["messageId"] = message_id
+        message["context"] = deep_merge(context, item.get("context") or {}) if context else (item.get("context") or {})
+        message["integrations"] = (deep_merge(integrations, item.get("integrations") or {}) if integrations
+                                   else (item.get("integrations") or {}))
+
+        original_raw = item.get("timestamp") if item.get("timestamp") is not None else item.get("originalTimestamp")
+        original = parse_time(original_raw)
+        sent_raw = item.get("sentAt") if item.get("sentAt") is not None else batch_sent_at
+        sent = parse_time(sent_raw)
+        if original is not None and sent is not None:
+            try:
+                timestamp = now - (sent - original)
+            except OverflowError:
+                timestamp = original
+        else:
+            timestamp = original or now
+        if original is not None:
+            message["originalTimestamp"] = iso(original)
+        else:
+            message.pop("originalTimestamp", None)
+        if sent is not None:
+            message["sentAt"] = iso(sent)
+        else:
+            message.pop("sentAt", None)
+        message["receivedAt"] = received_at
+        try:
+            message["timestamp"] = iso(timestamp)
+        except (OverflowError, ValueError):
+            message["timestamp"] = received_at
+        return message, None
+
+    def _dedup(self, conn: sqlite3.Connection, accepted: list[dict], rows: list[list], receipt: Receipt,
+               now: datetime) -> list[dict]:
+        """Drop messageIds seen within 24 h (across every source), and repeats inside this request."""
+        cutoff = iso(now - DEDUP_WINDOW)
+        ids = [m["messageId"] for m in accepted]
+        seen: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            seen.update(r[0] for r in conn.execute(
+                f"SELECT message_id FROM segment_message_ids WHERE received_at > ? AND message_id IN ({marks})",
+                [cutoff, *chunk]))
+        accepted_rows = [row for row in rows if row[4] == "accepted"]
+        kept: list[dict] = []
+        for message, row in zip(accepted, accepted_rows):
+            if message["messageId"] in seen:
+                drop = errors.DUPLICATE_MESSAGE_ID
+                row[4], row[5], row[6] = "dropped", drop.code, drop.reason
+                receipt.dropped += 1
+                receipt.reasons.append(drop.reason)
+                continue
+            seen.add(message["messageId"])
+            kept.append(message)
+        if kept:
+            conn.executemany("INSERT OR REPLACE INTO segment_message_ids (message_id, received_at) VALUES (?, ?)",
+                             [(m["messageId"], m["receivedAt"]) for m in kept])
+        return kept
+
+    def _append_events(self, conn: sqlite3.Connection, accepted: list[dict], source: str, rows: list[list]) -> None:
+        last = conn.execute("SELECT coalesce(max(seq), 0) FROM segment_events").fetchone()[0]
+        event_rows = []
+        accepted_rows = iter(row for row in rows if row[4] == "accepted")
+        for offset, message in enumerate(accepted, start=1):
+            seq = last + offset
+            message_row = next(accepted_rows)
+            message_row[12] = seq
+            event_rows.append((seq, message["messageId"], source, message["type"], message.get("event"),
+                               message.get("userId"), message.get("anonymousId"), message["timestamp"],
+                               message["receivedAt"], _dumps(message)))
+        conn.executemany(
+            "INSERT INTO segment_events (seq, message_id, source, type, event, user_id, anonymous_id, timestamp,"
+            " received_at, message) VALUES (?,?,?,?,?,?,?,?,?,?)", event_rows)
+        for message, row in zip(accepted, event_rows):
+            message["_seq"], message["_source"] = row[0], source
+
+    def _maintain(self, conn: sqlite3.Connection, source: str | None, added: int, now: datetime) -> None:
+        """Keep the debugger bounded per source and the dedup table to its 24 h window."""
+        count = self._since_trim.get(source, 0) + added
+        limit = self.sandbox.config["segment"]["debugger_limit"]
+        if count >= min(_TRIM_EVERY, limit):
+            conn.execute(
+                "DELETE FROM segment_debugger WHERE source IS ? AND id <= (SELECT id FROM segment_debugger"
+                " WHERE source IS ? ORDER BY id DESC LIMIT 1 OFFSET ?)", (source, source, limit))
+            count = 0
+        self._since_trim[source] = count
+        self._since_prune += added
+        if self._since_prune >= _DEDUP_PRUNE_EVERY:
+            conn.execute("DELETE FROM segment_message_ids WHERE received_at <= ?", (iso(now - DEDUP_WINDOW),))
+            self._since_prune = 0
+
+    def reset(self) -> None:
+        self._since_trim.clear()
+        self._since_prune = 0
+
+
+def accepted_messages(rows: Iterable[dict]) -> list[dict]:
+    return [json.loads(r["message"]) for r in rows]

@@ -1,0 +1,111 @@
+"""The shared SQLite store both apps write to.
+
+One connection per store, serialised by a re-entrant lock: SQLite has one writer at a time anyway, and
+one connection lets an in-memory store be shared by the WSGI server's threads. A file store runs in WAL
+mode with `synchronous=NORMAL`: a committed transaction survives the process being killed.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import sqlite_utils
+
+from .schema import KEPT_ON_RESET, MIGRATIONS
+
+
+class SchemaError(RuntimeError):
+    pass
+
+
+class Store:
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = str(path) if path else None
+        conn = sqlite3.connect(self.path or ":memory:", check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA foreign_keys = ON")
+        if self.path:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA busy_timeout = 5000")
+        self.db = sqlite_utils.Database(conn)
+        self.conn = conn
+        self.lock = threading.RLock()
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)"
+            )
+            applied = {row[0] for row in self.conn.execute("SELECT version FROM schema_version")}
+            known = {version for version, _, _ in MIGRATIONS}
+            if applied - known:
+                raise SchemaError(
+                    f"{self.path}: written by a newer emulator (schema versions {sorted(applied - known)} unknown)"
+                )
+            for version, name, sql in MIGRATIONS:
+                if version in applied:
+                    continue
+                for statement in _statements(sql):
+                    self.conn.execute(statement)
+                self.conn.execute(
+                    "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, datetime('now'))",
+                    (version, name),
+                )
+
+    @property
+    def version(self) -> int:
+        return self.conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Holds the lock and one transaction (a savepoint when nested); commits on a clean exit."""
+        with self.lock, self.db.atomic():
+            yield self.conn
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        with self.lock:
+            return self.conn.execute(sql, params)
+
+    def query(self, sql: str, params: Any = ()) -> list[dict]:
+        with self.lock:
+            cursor = self.conn.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def data_tables(self) -> list[str]:
+        return [name for name in self.db.table_names() if name not in KEPT_ON_RESET and not name.startswith("sqlite_")]
+
+    def reset(self) -> None:
+        with self.transaction() as conn:
+            for table in self.data_tables():
+                conn.execute(f"DELETE FROM [{table}]")
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (sqlite3.complete_statement knows about quotes and triggers)."""
+    statements, buffer = [], ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

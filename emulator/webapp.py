@@ -1,0 +1,62 @@
+"""What both Flask apps share: the request journal hook, JSON error handling and the control API mount."""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import TYPE_CHECKING, Callable
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
+
+ErrorBody = Callable[[int, str], dict]
+log = logging.getLogger("emulator")
+
+
+def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody) -> Flask:
+    """A Flask app for one emulated service: journals every request, answers errors in the service's shape."""
+    from .control import create_control_blueprint
+
+    app = Flask(f"emulator.{name}")
+    app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
+    app.json.sort_keys = False
+    app.extensions["sandbox"] = sandbox
+    app.register_blueprint(create_control_blueprint(sandbox, name))
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _journal(response: Response) -> Response:
+        if request.path.startswith("/_emulator/"):
+            return response  # the control plane does not fill the journal it serves
+        body = g.pop("journal_body", None)
+        if body is None:
+            body = request.get_data(cache=True, as_text=True) if request.content_length else None
+        response_body = None if response.direct_passthrough else response.get_data(as_text=True)
+        sandbox.journal.record(
+            app=name, method=request.method, path=request.path, query=request.query_string.decode("latin-1"),
+            status=response.status_code, headers=dict(request.headers), request_body=body,
+            response_body=response_body, duration_ms=(time.perf_counter() - g.get("started", time.perf_counter())) * 1000)
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        status = exc.code or 500
+        response = jsonify(error_body(status, exc.description or exc.name))
+        if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        return response, status
+
+    @app.errorhandler(Exception)
+    def _internal_error(exc: Exception) -> tuple[Response, int]:
+        # A 500 is always an emulator bug: keep it so the pytest plugin can fail the test that caused it.
+        sandbox.internal_errors.append(f"{request.method} {request.path}: {traceback.format_exc()}")
+        log.error("internal error on %s %s", request.method, request.path, exc_info=exc)
+        return jsonify(error_body(500, f"emulator internal error: {type(exc).__name__}: {exc}")), 500
+
+    return app
