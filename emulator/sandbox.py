@@ -12,6 +12,7 @@ from .config import load_config
 from .ids import Ids
 from .journal import Journal
 from .braze.service import BrazeWorkspace
+from .segment.engage.service import EngageSpace
 from .segment.service import SegmentWorkspace
 from .store import Store
 
@@ -61,6 +62,7 @@ class Sandbox:
         self.urls: dict[str, str] = {}
         self.segment = SegmentWorkspace(self)
         self.braze = BrazeWorkspace(self)
+        self.engage = EngageSpace(self)
         self._reset_hooks.append(self.segment.reset)
         self._reset_hooks.append(self.journal.reset)
 
