@@ -1,0 +1,190 @@
+"""The Sandbox itself: isolation, clock, reset, configuration, control API, debugger, journal."""
+import textwrap
+
+import pytest
+
+from emulator import Sandbox
+from emulator.clock import ClockError
+from emulator.config import ConfigError
+
+
+def test_two_sandboxes_in_one_process_share_nothing():
+    with Sandbox() as a, Sandbox() as b:
+        a.segment.ingest({"type": "identify", "userId": "only-in-a"})
+        a.clock.advance("3d")
+        assert b.segment.events() == []
+        assert b.clock.now() < a.clock.now()
+
+
+def test_the_manual_clock_stands_still_and_never_goes_backwards(sandbox):
+    start = sandbox.clock.now()
+    assert sandbox.clock.now() == start
+    sandbox.clock.advance(days=31)
+    assert (sandbox.clock.now() - start).days == 31
+    with pytest.raises(ClockError):
+        sandbox.clock.set("2025-01-01T00:00:00Z")
+    with pytest.raises(ClockError):
+        sandbox.clock.advance("-1d")
+
+
+def test_reset_empties_data_keeps_configuration_and_rewinds_the_clock():
+    with Sandbox(config={"segment": {"sources": [{"name": "web", "write_key": "wk"}]}}) as sb:
+        sb.segment.ingest({"type": "identify", "userId": "u1"}, write_key="wk")
+        first_id = sb.segment.events()[0]["messageId"]
+        sb.clock.advance("2d")
+        sb.reset()
+        assert sb.segment.events() == [] and sb.segment.debugger() == [] and sb.journal.search() == []
+        assert sb.config["segment"]["sources"][0]["write_key"] == "wk"
+        assert sb.clock.now() == sb.clock.start
+        sb.segment.ingest({"type": "identify", "userId": "u1"}, write_key="wk")
+        assert sb.segment.events()[0]["messageId"] == first_id  # the RNG is reseeded too
+
+
+def test_a_file_store_is_found_again_after_a_restart(tmp_path):
+    db = tmp_path / "sandbox.db"
+    with Sandbox(path=db) as sb:
+        sb.segment.ingest([{"type": "track", "userId": "u1", "event": f"E{i}"} for i in range(10)])
+        ids_first_life = {m["messageId"] for m in sb.segment.events()}
+    with Sandbox(path=db) as sb:
+        assert len(sb.segment.events()) == 10
+        sb.segment.ingest({"type": "track", "userId": "u1", "event": "After restart"})
+        new_id = sb.segment.events()[-1]["messageId"]
+        assert new_id not in ids_first_life  # a restarted store does not hand out old ids again
+        assert sb.store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_yaml_configuration_is_merged_over_the_defaults(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent("""
+        segment:
+          sources: [{name: web, write_key: wk-web}]
+          space: {id: spa_demo}
+    """))
+    with Sandbox(config=path) as sb:
+        assert sb.config["segment"]["sources"] == [{"name": "web", "write_key": "wk-web"}]
+        assert sb.config["segment"]["space"] == {"id": "spa_demo", "access_token": "sandbox-profile-token",
+                                                 "public_api_token": "sandbox-public-api-token"}
+        assert sb.config["braze"]["rest_api_keys"] == ["sandbox-rest-key"]
+
+
+@pytest.mark.parametrize("config, path, expected", [
+    ({"segment": {"sourcez": []}}, "segment.sourcez", "no such key"),
+    ({"segment": {"strict": "yes"}}, "segment.strict", "true or false"),
+    ({"segment": {"region": "APAC"}}, "segment.region", "one of 'US', 'EU'"),
+    ({"segment": {"sources": [{"name": "web"}]}}, "segment.sources[0].write_key", "required"),
+    ({"segment": {"sources": [{"name": "a", "write_key": "k"}, {"name": "b", "write_key": "k"}]}},
+     "segment.sources[1].write_key", "no other source"),
+    ({"seed": 1.5}, "seed", "an integer"),
+])
+def test_bad_configuration_is_refused_with_its_path_and_what_was_expected(config, path, expected):
+    with pytest.raises(ConfigError) as raised:
+        Sandbox(config=config)
+    assert raised.value.path == path
+    assert expected in str(raised.value)
+
+
+def test_a_yaml_error_names_the_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("segment: [unclosed")
+    with pytest.raises(ConfigError) as raised:
+        Sandbox(config=path)
+    assert str(path) in str(raised.value)
+
+
+# --- control API ----------------------------------------------------------------------------------------
+
+def test_health_answers_on_both_apps(sandbox):
+    for client in (sandbox.segment_client(), sandbox.braze_client()):
+        body = client.get("/_emulator/health").json()
+        assert body["status"] == "ok" and body["store"] == "memory" and body["schema_version"] >= 1
+
+
+def test_the_clock_moves_over_http_and_refuses_to_go_back(segment):
+    assert segment.get("/_emulator/clock").json()["now"] == "2026-01-01T00:00:00.000Z"
+    assert segment.post("/_emulator/clock", json={"advance": "31d"}).json()["now"] == "2026-02-01T00:00:00.000Z"
+    assert segment.post("/_emulator/clock", json={"set": "2026-03-01T00:00:00Z"}).json()["now"] == \
+        "2026-03-01T00:00:00.000Z"
+    response = segment.post("/_emulator/clock", json={"set": "2026-01-05T00:00:00Z"})
+    assert response.status_code == 400 and "never goes backwards" in response.json()["error"]
+    assert segment.post("/_emulator/clock", json={"advance": "soon"}).status_code == 400
+    assert segment.post("/_emulator/clock", json={"advance": "1d", "set": "x"}).status_code == 400
+    assert segment.post("/_emulator/clock", content=b"[").status_code == 400
+
+
+def test_reset_over_http_empties_the_debugger(segment, sandbox):
+    segment.post("/v1/identify", json={"writeKey": "sandbox-write-key", "userId": "u1"})
+    assert segment.post("/_emulator/reset").json()["reset"] is True
+    assert sandbox.segment.debugger() == []
+
+
+def test_config_put_replaces_the_configuration_after_validation(segment, sandbox):
+    bad = segment.put("/_emulator/config", json={"segment": {"strict": "maybe"}})
+    assert bad.status_code == 400 and "segment.strict" in bad.json()["error"]
+    good = segment.put("/_emulator/config", json={"segment": {"strict": True}})
+    assert good.status_code == 200 and good.json()["segment"]["strict"] is True
+    assert segment.post("/v1/track", json={"userId": "u", "event": "E", "writeKey": "bad"}).status_code == 401
+
+
+def test_flush_answers_its_counts(segment):
+    assert segment.post("/_emulator/flush").json() == {"delivered": 0, "retried": 0, "discarded": 0, "dropped": 0}
+
+
+def test_the_control_token_protects_the_control_api():
+    with Sandbox(config={"control_token": "s3cret"}) as sb, sb.segment_client() as client:
+        assert client.get("/_emulator/health").status_code == 401
+        assert client.get("/_emulator/health", headers={"X-Emulator-Token": "s3cret"}).status_code == 200
+
+
+def test_the_request_journal_records_both_apps_with_masked_credentials(sandbox):
+    sandbox.segment_client("sandbox-write-key").post("/v1/track", json={"userId": "u1", "event": "E"})
+    sandbox.braze_client().post("/no/such/path", json={})
+    segment_entry = sandbox.journal.search(app="segment")[0]
+    assert (segment_entry["method"], segment_entry["path"], segment_entry["status"]) == ("POST", "/v1/track", 200)
+    assert segment_entry["request_body"] == {"userId": "u1", "event": "E"}
+    assert segment_entry["response_body"] == {"success": True}
+    assert "sandbox-write-key" not in str(segment_entry["request_headers"])
+    braze_entry = sandbox.journal.search(app="braze")[0]
+    assert (braze_entry["status"], braze_entry["response_body"]) == (404, {"message": "Not Found"})
+    over_http = sandbox.segment_client().get("/_emulator/requests", params={"app": "segment", "path": "/v1/*"}).json()
+    assert [r["path"] for r in over_http["requests"]] == ["/v1/track"]
+
+
+def test_the_journal_is_bounded():
+    with Sandbox(config={"journal_limit": 50}) as sb, sb.segment_client() as client:
+        for _ in range(450):
+            client.post("/v1/identify", json={"userId": "u1", "writeKey": "sandbox-write-key"})
+        assert len(sb.journal.search(limit=1000)) <= 50 + 200
+
+
+# --- debugger ---------------------------------------------------------------------------------------------
+
+def test_the_debugger_is_searchable_by_type_event_user_and_text(sandbox):
+    sandbox.segment.ingest([
+        {"type": "track", "userId": "u1", "event": "Order Completed", "properties": {"coupon": "SPRING"}},
+        {"type": "track", "userId": "u2", "event": "Product Viewed"},
+        {"type": "identify", "userId": "u1", "traits": {"email": "ana@example.com"}},
+    ])
+    assert [e["event"] for e in sandbox.segment.debugger(type="track")] == ["Product Viewed", "Order Completed"]
+    assert [e["type"] for e in sandbox.segment.debugger(user_id="u1")] == ["identify", "track"]
+    assert sandbox.segment.debugger(text="spring")[0]["event"] == "Order Completed"
+    assert sandbox.segment.debugger(text="%") == []
+    over_http = sandbox.segment_client().get("/_emulator/segment/debugger",
+                                             params={"event": "Product Viewed", "source": "sandbox"}).json()
+    assert over_http["count"] == 1 and over_http["messages"][0]["userId"] == "u2"
+
+
+def test_the_debugger_is_bounded_per_source_but_the_event_log_is_not():
+    with Sandbox(config={"segment": {"debugger_limit": 100}}) as sb:
+        for chunk in range(10):
+            sb.segment.ingest([{"type": "track", "userId": "u1", "event": f"E{chunk}-{i}"} for i in range(50)])
+        held = sb.segment.debugger(source="sandbox", limit=1000)
+        assert len(held) <= 100 + 50
+        assert held[0]["event"] == "E9-49"
+        assert len(sb.segment.events()) == 500
+
+
+def test_debugger_paging_with_before_id(sandbox):
+    sandbox.segment.ingest([{"type": "track", "userId": "u1", "event": f"E{i}"} for i in range(5)])
+    first = sandbox.segment.debugger(limit=2)
+    second = sandbox.segment.debugger(limit=2, before_id=first[-1]["id"])
+    assert [e["event"] for e in first + second] == ["E4", "E3", "E2", "E1"]
