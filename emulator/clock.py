@@ -56,7 +56,9 @@ def parse_instant(value: str | datetime) -> datetime:
 
 def iso(dt: datetime) -> str:
     """Segment's and Braze's timestamp form: UTC, milliseconds, `Z`."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    return dt.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 Listener = Callable[[datetime, datetime], None]

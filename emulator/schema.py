@@ -46,9 +46,17 @@ CREATE TABLE segment_debugger (
     anonymous_id TEXT,
     message_id   TEXT,
     event_seq    INTEGER,                     -- segment_events.seq when accepted
-    raw          TEXT NOT NULL
+    payload_id   INTEGER NOT NULL,            -- segment_payloads.id: the request body, raw as sent
+    item_index   INTEGER                      -- position in its batch; NULL for a single-message request
 );
 CREATE INDEX segment_debugger_source ON segment_debugger(source, id);
+CREATE INDEX segment_debugger_payload ON segment_debugger(payload_id);
+
+-- Request bodies as sent, once per request, so the debugger shows each message raw without storing it twice.
+CREATE TABLE segment_payloads (
+    id   INTEGER PRIMARY KEY,
+    body TEXT NOT NULL
+);
 
 -- Every accepted message as Segment keeps it (receivedAt, timestamp, merged context): unbounded,
 -- because Engage and the destinations read it and nothing acknowledged may be lost.
@@ -71,6 +79,165 @@ CREATE INDEX segment_events_anon ON segment_events(anonymous_id);
 CREATE TABLE segment_message_ids (
     message_id  TEXT PRIMARY KEY,
     received_at TEXT NOT NULL
+);
+"""),
+    (3, "engage: identity and profiles", """
+-- One row per Engage profile ('use_…' users, 'acc_…' accounts). A merged profile keeps its row with
+-- merged_into = the surviving profile, so an old id still resolves; everything else moves to the survivor.
+CREATE TABLE engage_profiles (
+    profile_id       TEXT PRIMARY KEY,
+    collection       TEXT NOT NULL DEFAULT 'users',   -- 'users' | 'accounts'
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    merged_into      TEXT,
+    first_message_id TEXT,
+    first_source_id  TEXT,
+    last_message_id  TEXT,
+    last_source_id   TEXT
+);
+CREATE INDEX engage_profiles_live ON engage_profiles(collection, merged_into);
+CREATE INDEX engage_profiles_merged ON engage_profiles(merged_into) WHERE merged_into IS NOT NULL;
+
+-- The identity graph: an external id belongs to exactly one live profile.
+CREATE TABLE engage_external_ids (
+    profile_id       TEXT NOT NULL,
+    collection       TEXT NOT NULL DEFAULT 'users',
+    type             TEXT NOT NULL,
+    value            TEXT NOT NULL,
+    source_id        TEXT,
+    first_message_id TEXT,
+    created_at       TEXT NOT NULL,
+    UNIQUE (collection, type, value)
+);
+CREATE INDEX engage_external_ids_profile ON engage_external_ids(profile_id);
+
+-- Traits per profile, one value per key; class 'trait' (identify / context.traits / group traits),
+-- 'computed_trait' or 'audience' (written by Engage computations; messages never overwrite those).
+CREATE TABLE engage_traits (
+    profile_id  TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT,                             -- JSON
+    class       TEXT NOT NULL DEFAULT 'trait',
+    source_id   TEXT,
+    updated_at  TEXT NOT NULL,
+    message_seq INTEGER,                          -- segment_events.seq that set it (NULL when computed)
+    PRIMARY KEY (profile_id, key)
+);
+CREATE INDEX engage_traits_key ON engage_traits(key, class);
+
+-- Which profile each accepted message belongs to (events per profile are a join with segment_events).
+CREATE TABLE engage_event_profiles (
+    seq        INTEGER PRIMARY KEY,               -- segment_events.seq
+    profile_id TEXT NOT NULL
+);
+CREATE INDEX engage_event_profiles_profile ON engage_event_profiles(profile_id, seq);
+
+-- User <-> account links made by group calls.
+CREATE TABLE engage_links (
+    profile_id TEXT NOT NULL,                     -- the user profile
+    account_id TEXT NOT NULL,                     -- the account profile
+    source_id  TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (profile_id, account_id)
+);
+CREATE INDEX engage_links_account ON engage_links(account_id);
+
+-- Every merge, for the dashboard and the 100-merges-per-profile limit.
+CREATE TABLE engage_merges (
+    id           INTEGER PRIMARY KEY,
+    from_profile TEXT NOT NULL,
+    into_profile TEXT NOT NULL,
+    at           TEXT NOT NULL,
+    message_id   TEXT
+);
+CREATE INDEX engage_merges_into ON engage_merges(into_profile);
+"""),
+    (2, "braze: user profiles, aliases, event and purchase aggregates, partner cohorts, delivery ids, rate windows", """
+-- One row per Braze profile; standard fields and custom attributes as JSON so segments filter with json_extract.
+CREATE TABLE braze_users (
+    braze_id      TEXT PRIMARY KEY,           -- 24 hex
+    external_id   TEXT UNIQUE,
+    email         TEXT,                       -- lower-cased, for lookup
+    phone         TEXT,
+    random_bucket INTEGER NOT NULL,           -- 0..9999
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    updated_seq   INTEGER NOT NULL,           -- "most recently updated" even on a clock standing still
+    profile       TEXT NOT NULL DEFAULT '{}', -- standard fields
+    custom        TEXT NOT NULL DEFAULT '{}', -- custom attributes
+    total_revenue REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX braze_users_email ON braze_users(email, updated_seq);
+CREATE INDEX braze_users_phone ON braze_users(phone, updated_seq);
+CREATE INDEX braze_users_seq ON braze_users(updated_seq);
+
+-- "Users can have only one alias for a specific label"; an alias (label, name) names one profile.
+CREATE TABLE braze_aliases (
+    alias_label TEXT NOT NULL,
+    alias_name  TEXT NOT NULL,
+    braze_id    TEXT NOT NULL,
+    PRIMARY KEY (alias_label, alias_name)
+);
+CREATE INDEX braze_aliases_user ON braze_aliases(braze_id);
+
+-- What the profile keeps of events and purchases: lifetime count, first, last (custom_events.md).
+CREATE TABLE braze_user_events (
+    braze_id TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    count    INTEGER NOT NULL,
+    first    TEXT NOT NULL,
+    last     TEXT NOT NULL,
+    PRIMARY KEY (braze_id, name)
+);
+CREATE TABLE braze_user_purchases (
+    braze_id   TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    count      INTEGER NOT NULL,
+    first      TEXT NOT NULL,
+    last       TEXT NOT NULL,
+    revenue    REAL NOT NULL,
+    PRIMARY KEY (braze_id, product_id)
+);
+-- Occurrences of the last 30 days, for the "X times in the past Y days" filters.
+CREATE TABLE braze_occurrences (
+    id       INTEGER PRIMARY KEY,
+    braze_id TEXT NOT NULL,
+    kind     TEXT NOT NULL,                   -- 'event' | 'purchase'
+    name     TEXT NOT NULL,                   -- event name or product id
+    time     TEXT NOT NULL,
+    quantity INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX braze_occurrences_user ON braze_occurrences(braze_id, kind, name, time);
+
+-- Partner cohorts (Segment's Braze Cohorts destination) and their members.
+CREATE TABLE braze_cohorts (
+    cohort_id  TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE braze_cohort_members (
+    cohort_id TEXT NOT NULL,
+    braze_id  TEXT NOT NULL,
+    added_at  TEXT NOT NULL,
+    PRIMARY KEY (cohort_id, braze_id)
+);
+CREATE INDEX braze_cohort_members_user ON braze_cohort_members(braze_id);
+
+-- X-Emulator-Delivery-Id: a redelivered request is answered from here and not applied twice.
+CREATE TABLE braze_deliveries (
+    delivery_id TEXT PRIMARY KEY,
+    path        TEXT NOT NULL,
+    status      INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    at          TEXT NOT NULL
+);
+
+-- Fixed rate-limit windows on the sandbox clock, one row per limit bucket.
+CREATE TABLE braze_rate_windows (
+    bucket       TEXT PRIMARY KEY,
+    window_start INTEGER NOT NULL,            -- epoch seconds
+    count        INTEGER NOT NULL
 );
 """),
 ]

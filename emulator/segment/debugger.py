@@ -10,7 +10,16 @@ if TYPE_CHECKING:
 MAX_PAGE = 1000
 
 
-def _entry(row: dict) -> dict:
+def _raw(row: dict, payloads: dict[int, Any]) -> Any:
+    """The message as sent: its request body, or its item of the batch."""
+    payload_id = row["payload_id"]
+    if payload_id not in payloads:
+        payloads[payload_id] = json.loads(row["body"])
+    body = payloads[payload_id]
+    return body if row["item_index"] is None else body["batch"][row["item_index"]]
+
+
+def _entry(row: dict, payloads: dict[int, Any]) -> dict:
     return {
         "id": row["id"],
         "source": row["source"],
@@ -25,7 +34,7 @@ def _entry(row: dict) -> dict:
         "userId": row["user_id"],
         "anonymousId": row["anonymous_id"],
         "messageId": row["message_id"],
-        "raw": json.loads(row["raw"]),
+        "raw": _raw(row, payloads),
         "message": json.loads(row["message"]) if row.get("message") else None,
     }
 
@@ -46,15 +55,29 @@ def search(store: "Store", *, source: str | None = None, status: str | None = No
             where.append(clause)
             params.append(value)
     if text:
-        where.append("d.raw LIKE ? ESCAPE '\\'")
+        where.append("p.body LIKE ? ESCAPE '\\'")
         params.append("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-    sql = ("SELECT d.*, e.message AS message FROM segment_debugger d"
-           " LEFT JOIN segment_events e ON e.seq = d.event_seq")
+    sql = ("SELECT d.*, e.message AS message, p.body AS body FROM segment_debugger d"
+           " JOIN segment_payloads p ON p.id = d.payload_id LEFT JOIN segment_events e ON e.seq = d.event_seq")
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY d.id DESC LIMIT ?"
-    params.append(max(1, min(int(limit), MAX_PAGE)))
-    return [_entry(row) for row in store.query(sql, params)]
+    limit = max(1, min(int(limit), MAX_PAGE))
+    sql += " ORDER BY d.id DESC"
+    payloads: dict[int, Any] = {}
+    if not text:
+        return [_entry(row, payloads) for row in store.query(sql + " LIMIT ?", [*params, limit])]
+    # The body matched, but in a batch only some items may: check each item's own text.
+    needle, found = text.lower(), []
+    with store.lock:
+        cursor = store.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        for values in cursor:
+            entry = _entry(dict(zip(names, values)), payloads)
+            if needle in json.dumps(entry["raw"], ensure_ascii=False).lower():
+                found.append(entry)
+                if len(found) >= limit:
+                    break
+    return found
 
 
 def counts(store: "Store") -> dict[str, dict[str, int]]:

@@ -130,6 +130,41 @@ def _str_or_none(value: Any) -> str | None:
 _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
 
 
+class _Times:
+    """timestamp = receivedAt - (sentAt - originalTimestamp), memoised per request: a batch's items mostly
+    share their sentAt and often their timestamps, and formatting dominates the cost of ingest."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._memo: dict[tuple[Any, Any], tuple[str | None, str | None, str | None]] = {}
+
+    def resolve(self, original_raw: Any, sent_raw: Any) -> tuple[str | None, str | None, str | None]:
+        key = (original_raw, sent_raw) if isinstance(original_raw, (str, type(None))) and isinstance(
+            sent_raw, (str, type(None))) else None
+        if key is not None and key in self._memo:
+            return self._memo[key]
+        original, sent = parse_time(original_raw), parse_time(sent_raw)
+        timestamp = original
+        if original is not None and sent is not None:
+            try:
+                timestamp = self.now - (sent - original)
+            except OverflowError:
+                timestamp = original
+        result = (_iso_or_none(original), _iso_or_none(sent), _iso_or_none(timestamp))
+        if key is not None:
+            self._memo[key] = result
+        return result
+
+
+def _iso_or_none(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    try:
+        return iso(dt)
+    except (OverflowError, ValueError):
+        return None
+
+
 class Tracking:
     def __init__(self, sandbox: "Sandbox") -> None:
         self.sandbox = sandbox
@@ -165,7 +200,7 @@ class Tracking:
         write_key = write_key_from_basic(authorization)
         if write_key is None and isinstance(body.get("writeKey"), str):
             write_key = body["writeKey"]
-        return self._receive(kind, body, write_key, host, path or f"/v1/{kind}")
+        return self._receive(kind, body, raw.decode("utf-8"), len(raw), write_key, host, path or f"/v1/{kind}")
 
     def ingest(self, messages: dict | list[dict], write_key: str | None = None, *, kind: str | None = None) -> Receipt:
         """The same rules without HTTP: one message (`kind` defaults to its `type`) or a list (a batch)."""
@@ -177,24 +212,27 @@ class Tracking:
             body, kind = dict(messages), kind or messages.get("type", "track")
         if kind not in TYPES + BATCH_KINDS:
             raise errors.invalid_request(f"unknown message kind {kind!r}")
-        return self._receive(kind, body, write_key, None, f"/v1/{kind}")
+        text = _dumps(body)
+        return self._receive(kind, body, text, len(text.encode("utf-8")), write_key, None, f"/v1/{kind}")
 
     # --- the rules ------------------------------------------------------------------------------
-    def _receive(self, kind: str, body: dict, write_key: str | None, host: str | None, path: str) -> Receipt:
+    def _receive(self, kind: str, body: dict, body_text: str, body_size: int, write_key: str | None,
+                 host: str | None, path: str) -> Receipt:
         if kind in BATCH_KINDS:
             items = body.get("batch")
             if not isinstance(items, list):
                 raise errors.invalid_request("batch must be an array of messages")
-            raws = [_dumps(item) for item in items]
-            for index, raw_item in enumerate(raws):
-                size = len(raw_item.encode("utf-8")) if not raw_item.isascii() else len(raw_item)
-                if size > EVENT_LIMIT:
-                    raise errors.payload_too_large(size, EVENT_LIMIT, f"event at batch[{index}]")
+            if body_size > EVENT_LIMIT:  # a smaller request cannot hold an oversize event
+                for index, item in enumerate(items):
+                    size = len(_dumps(item).encode("utf-8"))
+                    if size > EVENT_LIMIT:
+                        raise errors.payload_too_large(size, EVENT_LIMIT, f"event at batch[{index}]")
             context = body.get("context") if isinstance(body.get("context"), dict) else None
             integrations = body.get("integrations") if isinstance(body.get("integrations"), dict) else None
             sent_at = body.get("sentAt")
+            indexes: Iterable[int | None] = range(len(items))
         else:
-            items, raws = [body], [_dumps(body)]
+            items, indexes = [body], [None]
             context = integrations = sent_at = None
 
         source = self.source_for(write_key)
@@ -208,24 +246,24 @@ class Tracking:
 
         now = self.sandbox.clock.now()
         received_at = iso(now)
+        times = _Times(now)
         source_name = source["name"] if source else None
         receipt = Receipt(source=source_name)
-        debugger_rows: list[tuple] = []
+        debugger_rows: list[list] = []
         accepted: list[dict] = []
 
-        for index, (item, raw_item) in enumerate(zip(items, raws)):
+        for index, item in zip(indexes, items):
             if drop_all is not None:
                 message, drop = None, drop_all
-            elif index >= MAX_BATCH_ITEMS:
+            elif index is not None and index >= MAX_BATCH_ITEMS:
                 message, drop = None, errors.BATCH_LIMIT
             else:
-                message, drop = self._normalize(item, kind, context, integrations, sent_at, now, received_at)
-            summary = item if isinstance(item, dict) else {}
+                message, drop = self._normalize(item, kind, context, integrations, sent_at, times, received_at)
             if drop is None:
                 accepted.append(message)
                 debugger_rows.append([source_name, write_key, path, received_at, "accepted", None, None,
                                       message["type"], message.get("event"), message.get("userId"),
-                                      message.get("anonymousId"), message["messageId"], None, raw_item])
+                                      message.get("anonymousId"), message["messageId"], None, index])
             else:
                 status = "rejected" if drop is drop_all else "dropped"
                 if status == "rejected":
@@ -233,30 +271,32 @@ class Tracking:
                 else:
                     receipt.dropped += 1
                 receipt.reasons.append(drop.reason)
+                summary = item if isinstance(item, dict) else {}
                 msg_type = kind if kind in TYPES else _str_or_none(summary.get("type"))
                 debugger_rows.append([source_name, write_key, path, received_at, status, drop.code, drop.reason,
                                       msg_type, _str_or_none(summary.get("event")),
                                       _id_value(summary, "userId")[0], _id_value(summary, "anonymousId")[0],
-                                      _str_or_none(summary.get("messageId")), None, raw_item])
+                                      _str_or_none(summary.get("messageId")), None, index])
 
         with self.sandbox.store.transaction() as conn:
             if accepted:
                 accepted = self._dedup(conn, accepted, debugger_rows, receipt, now)
             if accepted:
                 self._append_events(conn, accepted, source_name, debugger_rows)
+            payload_id = conn.execute("INSERT INTO segment_payloads (body) VALUES (?)", (body_text,)).lastrowid
             conn.executemany(
                 "INSERT INTO segment_debugger (source, write_key, path, received_at, status, reason_code, reason,"
-                " type, event, user_id, anonymous_id, message_id, event_seq, raw)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", debugger_rows)
-            for listener in self.listeners:
-                if accepted:
+                f" type, event, user_id, anonymous_id, message_id, event_seq, item_index, payload_id)"
+                f" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,{int(payload_id)})", debugger_rows)
+            if accepted:
+                for listener in self.listeners:
                     listener(accepted, conn)
             self._maintain(conn, source_name, len(debugger_rows), now)
         receipt.accepted = len(accepted)
         return receipt
 
     def _normalize(self, item: Any, kind: str, context: dict | None, integrations: dict | None, batch_sent_at: Any,
-                   now: datetime, received_at: str) -> tuple[dict | None, Drop | None]:
+                   times: "_Times", received_at: str) -> tuple[dict | None, Drop | None]:
         if not isinstance(item, dict):
             return None, errors.NOT_AN_OBJECT
         if kind in BATCH_KINDS:
@@ -318,29 +358,18 @@ class Tracking:
                                    else (item.get("integrations") or {}))
 
         original_raw = item.get("timestamp") if item.get("timestamp") is not None else item.get("originalTimestamp")
-        original = parse_time(original_raw)
         sent_raw = item.get("sentAt") if item.get("sentAt") is not None else batch_sent_at
-        sent = parse_time(sent_raw)
-        if original is not None and sent is not None:
-            try:
-                timestamp = now - (sent - original)
-            except OverflowError:
-                timestamp = original
-        else:
-            timestamp = original or now
-        if original is not None:
-            message["originalTimestamp"] = iso(original)
+        original_iso, sent_iso, timestamp_iso = times.resolve(original_raw, sent_raw)
+        if original_iso is not None:
+            message["originalTimestamp"] = original_iso
         else:
             message.pop("originalTimestamp", None)
-        if sent is not None:
-            message["sentAt"] = iso(sent)
+        if sent_iso is not None:
+            message["sentAt"] = sent_iso
         else:
             message.pop("sentAt", None)
         message["receivedAt"] = received_at
-        try:
-            message["timestamp"] = iso(timestamp)
-        except (OverflowError, ValueError):
-            message["timestamp"] = received_at
+        message["timestamp"] = timestamp_iso or received_at
         return message, None
 
     def _dedup(self, conn: sqlite3.Connection, accepted: list[dict], rows: list[list], receipt: Receipt,
@@ -393,9 +422,15 @@ class Tracking:
         count = self._since_trim.get(source, 0) + added
         limit = self.sandbox.config["segment"]["debugger_limit"]
         if count >= min(_TRIM_EVERY, limit):
-            conn.execute(
-                "DELETE FROM segment_debugger WHERE source IS ? AND id <= (SELECT id FROM segment_debugger"
-                " WHERE source IS ? ORDER BY id DESC LIMIT 1 OFFSET ?)", (source, source, limit))
+            cutoff = conn.execute("SELECT id FROM segment_debugger WHERE source IS ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+                                  (source, limit)).fetchone()
+            if cutoff:
+                last_payload = conn.execute("SELECT max(payload_id) FROM segment_debugger WHERE source IS ? AND id <= ?",
+                                            (source, cutoff[0])).fetchone()[0]
+                conn.execute("DELETE FROM segment_debugger WHERE source IS ? AND id <= ?", (source, cutoff[0]))
+                conn.execute("DELETE FROM segment_payloads WHERE id <= ? AND NOT EXISTS"
+                             " (SELECT 1 FROM segment_debugger d WHERE d.payload_id = segment_payloads.id)",
+                             (last_payload,))
             count = 0
         self._since_trim[source] = count
         self._since_prune += added
