@@ -28,6 +28,12 @@ DEFAULTS: dict[str, Any] = {
             "id": "spa_sandbox",
             "access_token": "sandbox-profile-token",
             "public_api_token": "sandbox-public-api-token",
+            # Unify identity resolution settings; Segment's defaults (segment-query-language.md §4.2).
+            "identity": {
+                "identifiers": {"user_id": {"limit": 1, "priority": 1}, "email": {"limit": 5, "priority": 2}},
+                "default_limit": 5,
+                "blocked_values": [],
+            },
         },
         "audiences": [],
         "computed_traits": [],
@@ -91,7 +97,10 @@ SCHEMA: dict[str, Any] = {
         "strict": bool,
         "debugger_limit": int,
         "sources": [{"name": str, "write_key": str, "region": REGION, "type": str}],
-        "space": {"id": str, "access_token": str, "public_api_token": str, "batch_interval_hours": (int, float)},
+        "space": {"id": str, "access_token": str, "public_api_token": str, "batch_interval_hours": (int, float),
+                  "identity": {"identifiers": Check(lambda v: _check_identifiers(v)), "default_limit": Check(lambda v: _check_identifiers({"*": {"limit": v}})),
+                               "default_frequency": ("ever", "daily", "weekly", "monthly", "annually"),
+                               "blocked_values": [str]}},
         "audiences": [ANY],
         "computed_traits": [ANY],
         "destinations": ANY,
@@ -105,6 +114,12 @@ SCHEMA: dict[str, Any] = {
         "rate_limits": ANY,
     },
 }
+
+def _check_identifiers(value: Any) -> str | None:
+    from .segment.engage.identity import check_identifier_settings
+
+    return check_identifier_settings(value)
+
 
 REQUIRED_IN_LISTS = {"segment.sources": ("name", "write_key")}
 

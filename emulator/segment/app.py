@@ -9,6 +9,7 @@ from flask import Flask, Response, g, jsonify, request
 from ..webapp import create_base_app
 from . import errors
 from .errors import SegmentError
+from .profile_api import create_profile_api_blueprint
 from .tracking import ENDPOINTS, limit_for
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def _gzipped() -> bool:
 def create_segment_app(sandbox: "Sandbox") -> Flask:
     app = create_base_app(sandbox, "segment", _error_body)
     tracking = sandbox.segment.tracking
+    app.register_blueprint(create_profile_api_blueprint(sandbox))
 
     @app.route("/v1/<kind>", methods=["POST", "OPTIONS"])
     def tracking_api(kind: str) -> Any:
