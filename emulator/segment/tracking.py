@@ -109,8 +109,7 @@ def deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _id_value(message: dict, key: str) -> tuple[str | None, Drop | None]:
