@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from .clock import ClockError
 from .config import ConfigError
+from .faults import FaultError
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -87,6 +88,23 @@ def create_control_blueprint(sandbox: "Sandbox", app_name: str) -> Blueprint:
             except ConfigError as exc:
                 return _bad(str(exc))
         return jsonify(sandbox.config)
+
+    @bp.route("/faults", methods=["GET", "PUT", "POST", "DELETE"])
+    def faults() -> Any:
+        if request.method in ("PUT", "POST"):
+            body = request.get_json(force=True, silent=True)
+            rules = body.get("faults") if isinstance(body, dict) and "faults" in body else body
+            try:
+                if request.method == "PUT":
+                    sandbox.faults.set(rules if isinstance(rules, list) else [rules])
+                else:
+                    sandbox.faults.add(**rules) if isinstance(rules, dict) else sandbox.faults.set(
+                        sandbox.faults.describe() + list(rules or []))
+            except (FaultError, TypeError) as exc:
+                return _bad(str(exc))
+        elif request.method == "DELETE":
+            sandbox.faults.clear()
+        return jsonify({"faults": sandbox.faults.describe()})
 
     @bp.get("/requests")
     def requests_journal() -> Response:

@@ -10,6 +10,7 @@ from . import __version__
 from .clock import Clock
 from .config import load_config
 from .ids import Ids
+from .faults import Faults
 from .journal import Journal
 from .braze.service import BrazeWorkspace
 from .segment.engage.service import EngageSpace
@@ -54,6 +55,7 @@ class Sandbox:
         self.ids = Ids(self._id_seed)
         self.internal_errors: list[str] = []
         self.journal = Journal(self)
+        self.faults = Faults(self)
         self._flushers: list[tuple[str, Flusher]] = []
         self._reset_hooks: list[Callable[[], None]] = []
         self._configure_hooks: list[Callable[[dict], None]] = []
@@ -136,6 +138,7 @@ class Sandbox:
         self.clock.rewind_to_start()
         self.ids.reseed(self._id_seed)
         self.internal_errors.clear()
+        self.faults.clear()
         for hook in self._reset_hooks:
             hook()
 

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Callable
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
+
+from .faults import FAULT_MESSAGES
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -27,8 +30,19 @@ def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody) -> Fla
     app.register_blueprint(create_control_blueprint(sandbox, name))
 
     @app.before_request
-    def _start_timer() -> None:
+    def _start_timer_and_inject_faults() -> Response | None:
         g.started = time.perf_counter()
+        if request.path.startswith("/_emulator/") or not sandbox.faults.rules:
+            return None
+        fault = sandbox.faults.draw(name, request.method, request.path)
+        if fault is None:
+            return None
+        response = jsonify(error_body(fault.status, fault.message or FAULT_MESSAGES.get(fault.status) or HTTP_STATUS_CODES.get(fault.status, "Error")))
+        response.status_code = fault.status
+        if fault.retry_after is not None:
+            response.headers["Retry-After"] = f"{fault.retry_after:g}"
+        response.headers["X-Emulator-Fault"] = "injected"
+        return response
 
     @app.after_request
     def _journal(response: Response) -> Response:
