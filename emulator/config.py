@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
             {"name": "to-segment", "type": "segment", "write_key": "sandbox-braze-source-key",
              "region": "US", "events": "all"},
         ],
+        "rate_limits": {},  # bucket -> {limit, window_seconds}; defaults in emulator/braze/auth.py
     },
 }
 
@@ -106,14 +107,22 @@ SCHEMA: dict[str, Any] = {
         "destinations": ANY,
     },
     "braze": {
-        "rest_api_keys": [ANY],
+        "rest_api_keys": [Check(lambda v: _braze_check("auth", "check_rest_key", v))],
         "data_import_keys": [str],
         "partner_api_key": Optional(str),
-        "segments": [ANY],
+        "segments": Check(lambda v: _braze_check("segments", "check_segments", v)),
         "currents": [ANY],
-        "rate_limits": ANY,
+        "rate_limits": Check(lambda v: _braze_check("auth", "check_rate_limits", v)),
     },
 }
+
+
+def _braze_check(module: str, name: str, value: Any) -> str | None:
+    """Braze's own checks (emulator/braze/auth.py, segments.py), imported when a config is validated."""
+    import importlib
+
+    return getattr(importlib.import_module(f"emulator.braze.{module}"), name)(value)
+
 
 def _check_identifiers(value: Any) -> str | None:
     from .segment.engage.identity import check_identifier_settings

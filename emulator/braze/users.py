@@ -1,0 +1,715 @@
+"""Braze user profiles and `POST /users/track` (reference/braze-api.md §2), callable without HTTP.
+
+`Profiles` is the table of profiles (one row each, standard fields and custom attributes as JSON, event and
+purchase aggregates beside it). `UserTrack.track(body)` applies one `/users/track` body with Braze's rules:
+
+- identifiers: one primary (`external_id`, `user_alias`, `braze_id`) per object, more is rejected; `email`, then
+  `phone`, identify only when no primary is given, and an unknown email makes an email-only profile; with a
+  primary, `email`/`phone` are attributes of the resolved profile;
+- `_update_existing_only`: true never creates; omitted means false, except with `user_alias` where it means
+  true (user_attributes_object.md);
+- order inside a request: attributes, then events, then purchases (api_limits.md);
+- every array holds at most 75 objects; a bad object is reported in `errors[{type, input_array, index}]` and
+  the rest applied; nothing valid left is a 400.
+
+The emulator applies synchronously what Braze queues (201): an export right after a track sees the change.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from .errors import BrazeError
+from .values import country_code, is_email, is_time_zone, parse_time, time_text
+
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox
+
+MAX_OBJECTS = 75
+ARRAY_LIMIT = 25  # default max elements of a custom attribute array; oldest dropped (custom_attributes.md)
+MAX_STRING = 255
+MAX_NESTED_BYTES = 100 * 1024
+MAX_EXTERNAL_ID_BYTES = 987
+OCCURRENCE_DAYS = 30  # "X times in Y days" counters go back 30 days (custom_events.md)
+PRIMARY = ("external_id", "user_alias", "braze_id")
+SUBSCRIPTION_STATES = ("opted_in", "unsubscribed", "subscribed")
+GENDERS = ("M", "F", "O", "N", "P")
+
+IDENTIFIER_KEYS = {"external_id", "user_alias", "braze_id", "email", "phone", "_update_existing_only"}
+# Profile ("standard") fields: everything else in an attributes object is a custom attribute.
+STANDARD_FIELDS = (
+    "first_name", "last_name", "email", "phone", "gender", "dob", "country", "home_city", "language", "time_zone",
+    "email_subscribe", "push_subscribe", "email_open_tracking_disabled", "email_click_tracking_disabled",
+    "current_location", "date_of_first_session", "date_of_last_session", "marked_email_as_spam_at",
+    "image_url", "facebook", "twitter", "push_tokens", "subscription_groups",
+)
+# Accepted and not kept: `bio` "will not be processed as a custom attribute"; alias_* name an alias elsewhere.
+IGNORED_FIELDS = {"bio", "alias_name", "alias_label", "push_token_import", "_merge_objects", "api_key"}
+EVENT_KEYS = IDENTIFIER_KEYS | {"app_id", "name", "time", "properties"}
+PURCHASE_KEYS = IDENTIFIER_KEYS | {"app_id", "product_id", "currency", "price", "quantity", "time", "properties"}
+
+
+class ObjectError(Exception):
+    """One `/users/track` object refused; `type` is the `errors[].type` text."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.type = kind
+
+
+# --- profiles -------------------------------------------------------------------------------------------
+@dataclass
+class Profile:
+    braze_id: str
+    external_id: str | None
+    random_bucket: int
+    created_at: str
+    updated_at: str
+    fields: dict = field(default_factory=dict)
+    custom: dict = field(default_factory=dict)
+    total_revenue: float = 0.0
+
+
+class Profiles:
+    """The profile table. Callers hold `store.transaction()` around writes."""
+
+    def __init__(self, sandbox: "Sandbox") -> None:
+        self.sandbox = sandbox
+
+    @property
+    def conn(self) -> Any:
+        return self.sandbox.store.conn
+
+    def _one(self, sql: str, params: tuple) -> Any:
+        row = self.conn.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    # lookups: each answers a braze_id or None
+    def by_external_id(self, external_id: str) -> str | None:
+        return self._one("SELECT braze_id FROM braze_users WHERE external_id = ?", (external_id,))
+
+    def by_braze_id(self, braze_id: str) -> str | None:
+        return self._one("SELECT braze_id FROM braze_users WHERE braze_id = ?", (braze_id,))
+
+    def by_alias(self, alias_name: str, alias_label: str) -> str | None:
+        return self._one("SELECT braze_id FROM braze_aliases WHERE alias_label = ? AND alias_name = ?",
+                         (alias_label, alias_name))
+
+    def by_email(self, email: str) -> str | None:
+        # Several profiles with one email: the most recently updated with an external_id, else the most recently
+        # updated (post_user_track FAQ).
+        return self._one("SELECT braze_id FROM braze_users WHERE email = ? "
+                         "ORDER BY external_id IS NULL, updated_seq DESC LIMIT 1", (email.lower(),))
+
+    def by_phone(self, phone: str) -> str | None:
+        return self._one("SELECT braze_id FROM braze_users WHERE phone = ? "
+                         "ORDER BY external_id IS NULL, updated_seq DESC LIMIT 1", (phone,))
+
+    def all_by(self, column: str, value: str) -> list[dict]:
+        assert column in ("email", "phone")
+        value = value.lower() if column == "email" else value
+        return self.sandbox.store.query(
+            f"SELECT braze_id, external_id, updated_seq FROM braze_users WHERE {column} = ? ORDER BY updated_seq DESC",
+            (value,))
+
+    def _next_seq(self) -> int:
+        return (self._one("SELECT max(updated_seq) FROM braze_users", ()) or 0) + 1
+
+    def create(self, external_id: str | None = None, alias: tuple[str, str] | None = None,
+               fields: dict | None = None) -> Profile:
+        now = time_text(self.sandbox.clock.now())
+        ids = self.sandbox.ids
+        profile = Profile(braze_id=ids.hex(24), external_id=external_id, random_bucket=ids.randint(0, 9999),
+                          created_at=now, updated_at=now, fields=dict(fields or {}))
+        self.conn.execute(
+            "INSERT INTO braze_users (braze_id, external_id, email, phone, random_bucket, created_at, updated_at, "
+            "updated_seq, profile, custom, total_revenue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', 0)",
+            (profile.braze_id, external_id, _lower(profile.fields.get("email")), profile.fields.get("phone"),
+             profile.random_bucket, now, now, self._next_seq(), json.dumps(profile.fields)))
+        if alias:
+            self.add_alias(profile.braze_id, *alias)
+        return profile
+
+    def load(self, braze_id: str) -> Profile | None:
+        row = self.conn.execute(
+            "SELECT braze_id, external_id, random_bucket, created_at, updated_at, profile, custom, total_revenue "
+            "FROM braze_users WHERE braze_id = ?", (braze_id,)).fetchone()
+        if row is None:
+            return None
+        return Profile(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), json.loads(row[6]), row[7])
+
+    def save(self, profile: Profile) -> None:
+        profile.updated_at = time_text(self.sandbox.clock.now())
+        self.conn.execute(
+            "UPDATE braze_users SET external_id = ?, email = ?, phone = ?, updated_at = ?, updated_seq = ?, "
+            "profile = ?, custom = ?, total_revenue = ? WHERE braze_id = ?",
+            (profile.external_id, _lower(profile.fields.get("email")), profile.fields.get("phone"),
+             profile.updated_at, self._next_seq(), json.dumps(profile.fields), json.dumps(profile.custom),
+             profile.total_revenue, profile.braze_id))
+
+    def touch(self, braze_id: str) -> None:
+        self.conn.execute("UPDATE braze_users SET updated_at = ?, updated_seq = ? WHERE braze_id = ?",
+                          (time_text(self.sandbox.clock.now()), self._next_seq(), braze_id))
+
+    def aliases(self, braze_id: str) -> list[dict]:
+        rows = self.conn.execute("SELECT alias_name, alias_label FROM braze_aliases WHERE braze_id = ? "
+                                 "ORDER BY rowid", (braze_id,)).fetchall()
+        return [{"alias_name": name, "alias_label": label} for name, label in rows]
+
+    def add_alias(self, braze_id: str, alias_name: str, alias_label: str) -> bool:
+        """False when the alias names another profile, or this one already has an alias with that label."""
+        owner = self.by_alias(alias_name, alias_label)
+        if owner is not None:
+            return owner == braze_id
+        if self._one("SELECT 1 FROM braze_aliases WHERE braze_id = ? AND alias_label = ?", (braze_id, alias_label)):
+            return False
+        self.conn.execute("INSERT INTO braze_aliases (alias_label, alias_name, braze_id) VALUES (?, ?, ?)",
+                          (alias_label, alias_name, braze_id))
+        return True
+
+    def delete(self, braze_id: str) -> None:
+        for table in ("braze_users", "braze_aliases", "braze_user_events", "braze_user_purchases",
+                      "braze_occurrences", "braze_cohort_members"):
+            self.conn.execute(f"DELETE FROM {table} WHERE braze_id = ?", (braze_id,))
+
+    def record_event(self, braze_id: str, name: str, at: str) -> None:
+        self.conn.execute(
+            "INSERT INTO braze_user_events (braze_id, name, count, first, last) VALUES (?, ?, 1, ?, ?) "
+            "ON CONFLICT (braze_id, name) DO UPDATE SET count = count + 1, first = min(first, excluded.first), "
+            "last = max(last, excluded.last)", (braze_id, name, at, at))
+        self._occurrence(braze_id, "event", name, at, 1)
+
+    def record_purchase(self, braze_id: str, product_id: str, at: str, quantity: int, price: float) -> None:
+        # "Braze treats quantity X as X purchases of 1" (purchase_object.md); no currency conversion.
+        revenue = price * quantity
+        self.conn.execute(
+            "INSERT INTO braze_user_purchases (braze_id, product_id, count, first, last, revenue) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (braze_id, product_id) DO UPDATE SET count = count + excluded.count, "
+            "first = min(first, excluded.first), last = max(last, excluded.last), revenue = revenue + excluded.revenue",
+            (braze_id, product_id, quantity, at, at, revenue))
+        self.conn.execute("UPDATE braze_users SET total_revenue = total_revenue + ? WHERE braze_id = ?",
+                          (revenue, braze_id))
+        self._occurrence(braze_id, "purchase", product_id, at, quantity)
+
+    def _occurrence(self, braze_id: str, kind: str, name: str, at: str, quantity: int) -> None:
+        horizon = time_text(self.sandbox.clock.now() - timedelta(days=OCCURRENCE_DAYS + 1))
+        if at >= horizon:
+            self.conn.execute("INSERT INTO braze_occurrences (braze_id, kind, name, time, quantity) "
+                              "VALUES (?, ?, ?, ?, ?)", (braze_id, kind, name, at, quantity))
+
+    def events(self, braze_id: str) -> list[dict]:
+        return self.sandbox.store.query("SELECT name, first, last, count FROM braze_user_events WHERE braze_id = ? "
+                                        "ORDER BY name", (braze_id,))
+
+    def purchases(self, braze_id: str) -> list[dict]:
+        return self.sandbox.store.query("SELECT product_id AS name, first, last, count FROM braze_user_purchases "
+                                        "WHERE braze_id = ? ORDER BY product_id", (braze_id,))
+
+    def count(self) -> int:
+        return self._one("SELECT count(*) FROM braze_users", ())
+
+
+def _lower(value: Any) -> str | None:
+    return value.lower() if isinstance(value, str) else None
+
+
+# --- validation of one object ---------------------------------------------------------------------------
+@dataclass
+class Target:
+    """Who an object is about: the identifier kind and value, and whether it may create a profile."""
+
+    kind: str
+    value: Any
+    update_only: bool
+
+
+def parse_target(obj: dict) -> Target:
+    primaries = [key for key in PRIMARY if obj.get(key) is not None]
+    if len(primaries) > 1:
+        raise ObjectError(errors.ONE_PRIMARY_IDENTIFIER)
+    update_only = obj.get("_update_existing_only")
+    if update_only is not None and not isinstance(update_only, bool):
+        raise ObjectError(errors.not_valid("_update_existing_only"))
+    if primaries:
+        kind = primaries[0]
+        value = obj[kind]
+        if kind == "external_id":
+            if not isinstance(value, str) or not value:
+                raise ObjectError(errors.not_valid("external_id"))
+            if len(value.encode()) > MAX_EXTERNAL_ID_BYTES:
+                raise ObjectError(errors.EXTERNAL_ID_TOO_LARGE)
+        elif kind == "user_alias":
+            value = parse_alias(value)
+            if value is None:
+                raise ObjectError(errors.not_valid("user_alias"))
+        elif not isinstance(value, str) or not value:
+            raise ObjectError(errors.not_valid("braze_id"))
+        # With `user_alias`, "Update Only" defaults to true (user_attributes_object.md).
+        default = kind == "user_alias"
+        return Target(kind, value, default if update_only is None else update_only)
+    if obj.get("email") is not None:
+        if not is_email(obj["email"]):
+            raise ObjectError(errors.EMAIL_BAD_FORMAT)
+        return Target("email", obj["email"], bool(update_only))
+    if obj.get("phone") is not None:
+        if not isinstance(obj["phone"], str) or not obj["phone"].strip():
+            raise ObjectError(errors.not_valid("phone"))
+        return Target("phone", obj["phone"], bool(update_only))
+    raise ObjectError(errors.IDENTIFIER_REQUIRED)
+
+
+def parse_alias(value: Any) -> tuple[str, str] | None:
+    if not isinstance(value, dict):
+        return None
+    name, label = value.get("alias_name"), value.get("alias_label")
+    if not (isinstance(name, str) and name and isinstance(label, str) and label):
+        return None
+    return name, label
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, bool)) or _is_number(value)
+
+
+_SKIP = object()  # a best-effort field Braze leaves unset (country it cannot map, unknown time zone)
+
+
+def _standard(key: str, value: Any) -> Any:
+    """The stored form of a profile field, `_SKIP`, or ObjectError."""
+    if key in ("first_name", "last_name", "home_city", "image_url"):
+        if not isinstance(value, str):
+            raise ObjectError(errors.not_valid(key))
+        return value
+    if key == "email":
+        if not is_email(value):
+            raise ObjectError(errors.EMAIL_BAD_FORMAT)
+        return value
+    if key == "phone":
+        if not isinstance(value, str) or not value.strip():
+            raise ObjectError(errors.not_valid("phone"))
+        return value
+    if key == "gender":
+        # M, F, O, N, P or nil; any other value (Segment passes "nonbinary" through) is left unset.
+        if not isinstance(value, str):
+            raise ObjectError(errors.not_valid("gender"))
+        return value.upper() if value.upper() in GENDERS else _SKIP
+    if key == "dob":
+        time = parse_time(value) if isinstance(value, str) else None
+        if time is None:
+            raise ObjectError(errors.not_valid("dob"))
+        return time.strftime("%Y-%m-%d")
+    if key == "country":
+        if not isinstance(value, str):
+            raise ObjectError(errors.not_valid("country"))
+        # "if the input doesn't match ... the country value is set to NULL" (user_attributes_object.md)
+        return country_code(value)
+    if key == "language":
+        if not isinstance(value, str) or len(value.strip()) != 2 or not value.strip().isalpha():
+            raise ObjectError(errors.not_valid("language"))
+        return value.strip().lower()
+    if key == "time_zone":
+        if not isinstance(value, str):
+            raise ObjectError(errors.not_valid("time_zone"))
+        return value if is_time_zone(value) else _SKIP  # "Only valid time zone values are set"
+    if key == "email_subscribe":
+        if value not in SUBSCRIPTION_STATES:
+            raise ObjectError(errors.BAD_EMAIL_SUBSCRIPTION_STATE)
+        return value
+    if key == "push_subscribe":
+        if value not in SUBSCRIPTION_STATES:
+            raise ObjectError(errors.BAD_PUSH_SUBSCRIPTION_STATE)
+        return value
+    if key in ("email_open_tracking_disabled", "email_click_tracking_disabled"):
+        if not isinstance(value, bool):
+            raise ObjectError(errors.not_valid(key))
+        return value
+    if key == "current_location":
+        if (not isinstance(value, dict) or set(value) != {"latitude", "longitude"}
+                or not all(_is_number(v) for v in value.values())
+                or not -90 <= value["latitude"] <= 90 or not -180 <= value["longitude"] <= 180):
+            raise ObjectError(errors.BAD_LOCATION_UPDATE)
+        return {"longitude": value["longitude"], "latitude": value["latitude"]}
+    if key in ("date_of_first_session", "date_of_last_session", "marked_email_as_spam_at"):
+        time = parse_time(value)
+        if time is None:
+            raise ObjectError(errors.not_valid(key))
+        return time_text(time)
+    if key == "subscription_groups":
+        return _subscription_groups(value)
+    if key == "push_tokens":
+        if not isinstance(value, list):
+            raise ObjectError(errors.not_valid("push_tokens"))
+        for token in value:
+            if not isinstance(token, dict) or not isinstance(token.get("app_id"), str):
+                raise ObjectError(errors.BAD_PUSH_TOKEN_APP_ID)
+            if not isinstance(token.get("token"), str) or not token["token"]:
+                raise ObjectError(errors.BAD_PUSH_TOKEN_STRING)
+        return value
+    if key in ("facebook", "twitter"):
+        if not isinstance(value, dict):
+            raise ObjectError(errors.not_valid(key))
+        return value
+    raise AssertionError(key)
+
+
+def _subscription_groups(value: Any) -> list:
+    if not isinstance(value, list):
+        raise ObjectError(errors.BAD_SUBSCRIPTION_GROUP_ARRAY)
+    for group in value:
+        if not isinstance(group, dict):
+            raise ObjectError(errors.BAD_SUBSCRIPTION_GROUP_HASH)
+        if not isinstance(group.get("subscription_group_id"), str) or not group["subscription_group_id"]:
+            raise ObjectError(errors.BAD_SUBSCRIPTION_GROUP_ID)
+        if group.get("subscription_state") not in ("subscribed", "unsubscribed"):
+            raise ObjectError(errors.BAD_SUBSCRIPTION_GROUP_STATE)
+        if "use_double_opt_in_logic" in group and not isinstance(group["use_double_opt_in_logic"], bool):
+            raise ObjectError(errors.BAD_SUBSCRIPTION_GROUP_HASH)
+    return value
+
+
+def _check_key(key: Any, nested: bool = False) -> None:
+    if not isinstance(key, str) or not key or len(key) > MAX_STRING:
+        raise ObjectError(f"'{str(key)[:64]}' is not a valid custom attribute name")
+    if key.startswith("$") or (nested and (" " in key or "." in key or "$" in key)):
+        raise ObjectError(f"'{key[:64]}' is not a valid custom attribute name")
+
+
+def _custom_scalar(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise ObjectError(f"'{key}' is longer than {MAX_STRING} characters")
+        time = parse_time(value)  # date-like strings are stored as time (custom_attributes.md)
+        return time_text(time) if time else value
+    if isinstance(value, bool) or _is_number(value):
+        return value
+    raise ObjectError(errors.not_valid(key))
+
+
+def _nested(key: str, value: Any, depth: int = 0) -> Any:
+    """A nested value with `{"$time": ...}` turned into a time; one bad value refuses the object (FAQ)."""
+    if depth > 50:
+        raise ObjectError(f"'{key}' is nested too deeply")
+    if isinstance(value, dict):
+        if set(value) == {"$time"}:
+            time = parse_time(value["$time"])
+            if time is None:
+                raise ObjectError(f"'{key}' has an invalid $time value")
+            return time_text(time)
+        out = {}
+        for sub, item in value.items():
+            _check_key(sub, nested=True)
+            out[sub] = _nested(key, item, depth + 1)
+        return out
+    if isinstance(value, list):
+        return [_nested(key, item, depth + 1) for item in value]
+    if value is None:
+        raise ObjectError(f"'{key}' has a null inside a nested object")
+    if isinstance(value, str) and len(value) > MAX_STRING:
+        raise ObjectError(f"'{key}' has a value longer than {MAX_STRING} characters")
+    if not _is_scalar(value):
+        raise ObjectError(errors.not_valid(key))
+    return value
+
+
+def _check_size(key: str, value: Any) -> None:
+    if len(json.dumps(value)) > MAX_NESTED_BYTES:
+        raise ObjectError(f"'{key}' is larger than 100 KB")
+
+
+def _identifier_spec(key: str, item: Any, with_new_object: bool) -> dict:
+    if (not isinstance(item, dict) or not isinstance(item.get("$identifier_key"), str)
+            or "$identifier_value" not in item or not _is_scalar(item["$identifier_value"])):
+        raise ObjectError(f"'{key}' needs objects with '$identifier_key' and '$identifier_value'")
+    if with_new_object:
+        if not isinstance(item.get("$new_object"), dict):
+            raise ObjectError(f"'{key}' $update needs a '$new_object' object")
+        return {"key": item["$identifier_key"], "value": item["$identifier_value"],
+                "new": _nested(key, item["$new_object"])}
+    return {"key": item["$identifier_key"], "value": item["$identifier_value"]}
+
+
+def parse_custom(key: str, value: Any, merge_objects: bool) -> tuple:
+    """One custom attribute write as an operation tuple."""
+    _check_key(key)
+    if value is None:
+        return ("unset", key)
+    if isinstance(value, list):
+        if value and all(isinstance(item, dict) for item in value):
+            items = [_nested(key, item) for item in value]
+            _check_size(key, items)
+            return ("set", key, items)
+        if not all(_is_scalar(item) for item in value):
+            raise ObjectError(f"'{key}' must be an array of strings, numbers and booleans, or of objects")
+        return ("set", key, _dedupe([_custom_scalar(key, item) for item in value])[-ARRAY_LIMIT:])
+    if isinstance(value, dict):
+        keys = set(value)
+        if keys == {"inc"}:  # increment: the key is `inc`, no `$` (user_attributes_object.md)
+            if not _is_number(value["inc"]):
+                raise ObjectError(f"'{key}' inc must be a number")
+            return ("inc", key, value["inc"])
+        if keys and keys <= {"add", "remove"}:
+            ops = {}
+            for op in ("add", "remove"):
+                items = value.get(op, [])
+                if not isinstance(items, list) or not all(_is_scalar(item) for item in items):
+                    raise ObjectError(f"'{key}' {op} must be an array of strings, numbers and booleans")
+                ops[op] = [_custom_scalar(key, item) for item in items]
+            return ("add_remove", key, ops["add"], ops["remove"])
+        if keys and keys <= {"$add", "$remove", "$update"}:
+            ops = {}
+            for op in ("$add", "$remove", "$update"):
+                items = value.get(op, [])
+                if not isinstance(items, list):
+                    raise ObjectError(f"'{key}' {op} must be an array")
+                if op == "$add":
+                    if not all(isinstance(item, dict) for item in items):
+                        raise ObjectError(f"'{key}' $add must be an array of objects")
+                    ops[op] = [_nested(key, item) for item in items]
+                else:
+                    ops[op] = [_identifier_spec(key, item, op == "$update") for item in items]
+            if ops["$update"] and not merge_objects:
+                raise ObjectError(f"'{key}' $update needs '_merge_objects': true")
+            return ("object_array", key, ops["$add"], ops["$remove"], ops["$update"])
+        if keys == {"$time"}:
+            time = parse_time(value["$time"])
+            if time is None:
+                raise ObjectError(f"'{key}' has an invalid $time value")
+            return ("set", key, time_text(time))
+        nested = _nested(key, value)
+        _check_size(key, nested)
+        return ("merge" if merge_objects else "set", key, nested)
+    return ("set", key, _custom_scalar(key, value))
+
+
+def _dedupe(items: list) -> list:
+    out: list = []
+    for item in items:
+        if item in out:
+            out.remove(item)  # adding an existing value moves it to the end
+        out.append(item)
+    return out
+
+
+def _deep_merge(base: Any, new: Any) -> Any:
+    if isinstance(base, dict) and isinstance(new, dict):
+        merged = dict(base)
+        for key, value in new.items():
+            merged[key] = _deep_merge(base.get(key), value)
+        return merged
+    return copy.deepcopy(new)
+
+
+def parse_attributes(obj: dict) -> tuple[Target, list[tuple]]:
+    target = parse_target(obj)
+    merge_objects = obj.get("_merge_objects", False)
+    if not isinstance(merge_objects, bool):
+        raise ObjectError(errors.not_valid("_merge_objects"))
+    ops: list[tuple] = []
+    for key, value in obj.items():
+        if key in IGNORED_FIELDS or key in ("_update_existing_only",):
+            continue
+        if key in PRIMARY:
+            continue  # the identifier itself (an alias can't be removed or changed here)
+        if key in STANDARD_FIELDS:
+            if value is None:
+                ops.append(("std_unset", key))
+                continue
+            stored = _standard(key, value)
+            if stored is not _SKIP:
+                ops.append(("std", key, stored) if stored is not None else ("std_unset", key))
+            continue
+        ops.append(parse_custom(key, value, merge_objects))
+    return target, ops
+
+
+def apply_attribute_ops(profile: Profile, ops: list[tuple]) -> None:
+    custom = profile.custom
+    for op in ops:
+        kind, key = op[0], op[1]
+        if kind == "std":
+            profile.fields[key] = op[2]
+        elif kind == "std_unset":
+            profile.fields.pop(key, None)
+        elif kind == "unset":
+            custom.pop(key, None)
+        elif kind == "set":
+            custom[key] = op[2]
+        elif kind == "merge":
+            custom[key] = _deep_merge(custom.get(key) if isinstance(custom.get(key), dict) else {}, op[2])
+        elif kind == "inc":
+            current = custom.get(key)
+            custom[key] = (current if _is_number(current) else 0) + op[2]
+        elif kind == "add_remove":
+            current = list(custom.get(key)) if isinstance(custom.get(key), list) else []
+            current = [item for item in current if item not in op[3]]
+            custom[key] = _dedupe(current + op[2])[-ARRAY_LIMIT:]
+        elif kind == "object_array":
+            current = [item for item in custom.get(key, []) if isinstance(item, dict)] \
+                if isinstance(custom.get(key), list) else []
+            for spec in op[3]:  # $remove removes every matching object
+                current = [item for item in current if item.get(spec["key"]) != spec["value"]]
+            for spec in op[4]:
+                current = [_deep_merge(item, spec["new"]) if item.get(spec["key"]) == spec["value"] else item
+                           for item in current]
+            custom[key] = current + op[2]
+
+
+def _properties(value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ObjectError(errors.not_valid("properties"))
+    for key, item in value.items():
+        if not key or len(key) > MAX_STRING or key.startswith("$"):
+            raise ObjectError(f"'{key[:64]}' is not a valid property name")
+        if key in ("time", "event_name"):  # reserved: "will result in API errors" (event_object.md)
+            raise ObjectError(f"'{key}' is a reserved property name")
+        if isinstance(item, str) and len(item) > MAX_STRING:
+            raise ObjectError(f"property '{key}' is longer than {MAX_STRING} characters")
+    if len(json.dumps(value)) > MAX_NESTED_BYTES:
+        raise ObjectError("'properties' is larger than 100 KB")
+    return value
+
+
+def _occurred(obj: dict, now_text: str) -> str:
+    time = parse_time(obj.get("time")) if isinstance(obj.get("time"), str) else None
+    if time is None:
+        raise ObjectError(errors.not_valid("time"))
+    return min(time_text(time), now_text)  # "times in the future default to the current time"
+
+
+def _unknown_keys(obj: dict, allowed: set) -> None:
+    for key in obj:
+        if key not in allowed:
+            raise ObjectError(f"'{str(key)[:64]}' is not a valid field")
+
+
+def parse_event(obj: dict, now_text: str) -> tuple[Target, dict]:
+    target = parse_target(obj)
+    _unknown_keys(obj, EVENT_KEYS)
+    name = obj.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_STRING:
+        raise ObjectError(errors.not_valid("name"))
+    if obj.get("app_id") is not None and not isinstance(obj["app_id"], str):
+        raise ObjectError(errors.not_valid("app_id"))
+    _properties(obj.get("properties"))
+    return target, {"name": name, "time": _occurred(obj, now_text)}
+
+
+def parse_purchase(obj: dict, now_text: str) -> tuple[Target, dict]:
+    target = parse_target(obj)
+    _unknown_keys(obj, PURCHASE_KEYS)
+    product = obj.get("product_id")
+    if not isinstance(product, str) or not product or len(product) > MAX_STRING:
+        raise ObjectError(errors.not_valid("product_id"))
+    currency = obj.get("currency")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+        raise ObjectError(errors.not_valid("currency"))
+    if not _is_number(obj.get("price")):
+        raise ObjectError(errors.not_valid("price"))
+    quantity = obj.get("quantity", 1)
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= 100:
+        raise ObjectError(errors.not_valid("quantity"))
+    if obj.get("app_id") is not None and not isinstance(obj["app_id"], str):
+        raise ObjectError(errors.not_valid("app_id"))
+    _properties(obj.get("properties"))
+    return target, {"product_id": product, "price": float(obj["price"]), "quantity": quantity,
+                    "time": _occurred(obj, now_text)}
+
+
+# --- /users/track -----------------------------------------------------------------------------------------
+ARRAYS = ("attributes", "events", "purchases")
+
+
+class UserTrack:
+    def __init__(self, sandbox: "Sandbox", profiles: Profiles) -> None:
+        self.sandbox = sandbox
+        self.profiles = profiles
+
+    def resolve(self, target: Target, create: bool = True) -> str | None:
+        """The profile an object is about, created when Braze would create it; None when it is skipped."""
+        p = self.profiles
+        if target.kind == "external_id":
+            found = p.by_external_id(target.value)
+            if found is None and create and not target.update_only:
+                found = p.create(external_id=target.value).braze_id
+        elif target.kind == "user_alias":
+            found = p.by_alias(*target.value)
+            if found is None and create and not target.update_only:
+                found = p.create(alias=target.value).braze_id
+        elif target.kind == "braze_id":
+            found = p.by_braze_id(target.value)  # Braze assigns braze_ids: an unknown one creates nothing
+        elif target.kind == "email":
+            found = p.by_email(target.value)
+            if found is None and create and not target.update_only:  # an "email-only" profile
+                found = p.create(fields={"email": target.value}).braze_id
+        else:
+            found = p.by_phone(target.value)
+            if found is None and create and not target.update_only:
+                found = p.create(fields={"phone": target.value}).braze_id
+        return found
+
+    def track(self, body: Any) -> dict:
+        """Apply a `/users/track` body; answers the 201 body or raises BrazeError (400)."""
+        if not isinstance(body, dict):
+            raise errors.INVALID_JSON
+        for key in body:
+            if key not in ARRAYS and key != "api_key":
+                raise errors.bad_request(f"'{str(key)[:64]}' is not a valid field; send 'attributes', 'events' "
+                                         "or 'purchases'")
+        present = [name for name in ARRAYS if body.get(name) is not None]
+        for name in present:
+            if not isinstance(body[name], list):
+                raise errors.bad_request(f"'{name}' must be an array of objects")
+            if len(body[name]) > MAX_OBJECTS:
+                raise errors.too_many_objects(name, len(body[name]))
+        now_text = time_text(self.sandbox.clock.now())
+        problems: list[dict] = []
+        plans: dict[str, list] = {name: [] for name in ARRAYS}
+        parsers = {"attributes": lambda o: parse_attributes(o), "events": lambda o: parse_event(o, now_text),
+                   "purchases": lambda o: parse_purchase(o, now_text)}
+        for name in present:
+            for index, obj in enumerate(body[name]):
+                try:
+                    if not isinstance(obj, dict):
+                        raise ObjectError(f"each item of '{name}' must be an object")
+                    plans[name].append(parsers[name](obj))
+                except ObjectError as exc:
+                    problems.append(errors.object_error(exc.type, name, index))
+        if not any(plans.values()):
+            raise errors.no_valid_data(problems)
+        with self.sandbox.store.transaction():
+            for target, ops in plans["attributes"]:
+                braze_id = self.resolve(target)
+                if braze_id is None:
+                    continue
+                profile = self.profiles.load(braze_id)
+                assert profile is not None
+                apply_attribute_ops(profile, ops)
+                self.profiles.save(profile)
+            for target, event in plans["events"]:
+                braze_id = self.resolve(target)
+                if braze_id is not None:
+                    self.profiles.record_event(braze_id, event["name"], event["time"])
+                    self.profiles.touch(braze_id)
+            for target, purchase in plans["purchases"]:
+                braze_id = self.resolve(target)
+                if braze_id is not None:
+                    self.profiles.record_purchase(braze_id, purchase["product_id"], purchase["time"],
+                                                  purchase["quantity"], purchase["price"])
+                    self.profiles.touch(braze_id)
+        answer: dict = {"message": errors.SUCCESS}
+        for name in present:
+            answer[f"{name}_processed"] = len(plans[name])
+        if problems:
+            answer["errors"] = problems
+        return answer
