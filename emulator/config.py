@@ -87,7 +87,22 @@ class Check:
         self.fn = fn
 
 
+class MapOf:
+    """A mapping of free names to values of one spec (e.g. destinations by name)."""
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+
+
 REGION = ("US", "EU")
+DESTINATION = {
+    "type": ("braze", "braze_cohorts"), "enabled": bool, "sources": [str],
+    # Braze Cloud Mode (Actions) settings
+    "api_key": str, "endpoint": str, "app_id": Optional(str), "preset_set": ("classic", "current"),
+    "update_existing_only": bool,
+    # Braze Cohorts settings
+    "client_secret": str, "partner_api_key": Optional(str), "personas_audience_key": str, "mapping": ANY,
+}
 
 SCHEMA: dict[str, Any] = {
     "seed": int,
@@ -99,12 +114,14 @@ SCHEMA: dict[str, Any] = {
         "debugger_limit": int,
         "sources": [{"name": str, "write_key": str, "region": REGION, "type": str}],
         "space": {"id": str, "access_token": str, "public_api_token": str, "batch_interval_hours": (int, float),
-                  "identity": {"identifiers": Check(lambda v: _check_identifiers(v)), "default_limit": Check(lambda v: _check_identifiers({"*": {"limit": v}})),
+                  "identity": {"identifiers": Check(lambda v: _check_identifiers(v)),
+                               "default_limit": Check(lambda v: _check_identifiers({"*": {"limit": v}})),
                                "default_frequency": ("ever", "daily", "weekly", "monthly", "annually"),
                                "blocked_values": [str]}},
         "audiences": [ANY],
         "computed_traits": [ANY],
-        "destinations": ANY,
+        "destinations": MapOf(DESTINATION),
+        "delivery": {"retry_window": str, "backoff_base": str, "backoff_max": str},
     },
     "braze": {
         "rest_api_keys": [Check(lambda v: _braze_check("auth", "check_rest_key", v))],
@@ -158,6 +175,12 @@ def validate(value: Any, spec: Any = SCHEMA, path: str = "", source: str | None 
         problem = spec.fn(value)
         if problem:
             raise ConfigError(path, problem, source)
+        return
+    if isinstance(spec, MapOf):
+        if not isinstance(value, dict):
+            raise ConfigError(path, "a mapping", source)
+        for key, item in value.items():
+            validate(item, spec.spec, f"{path}.{key}" if path else str(key), source)
         return
     if isinstance(spec, dict):
         if not isinstance(value, dict):
@@ -223,6 +246,10 @@ def load_config(config: dict | str | Path | None = None) -> dict:
     merged = merge(DEFAULTS, user)
     validate(merged, SCHEMA, "", source)
     _check_unique_write_keys(merged, source)
+    for name, settings in merged["segment"]["destinations"].items():
+        if settings.get("type", name) not in ("braze", "braze_cohorts"):
+            raise ConfigError(f"segment.destinations.{name}.type", "braze or braze_cohorts (the destination's kind;"
+                              " it defaults to the destination's name)", source)
     return merged
 
 

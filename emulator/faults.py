@@ -35,6 +35,7 @@ class Fault:
     latency_ms: int = 0
     retry_after: float | None = None
     message: str | None = None
+    body: Any = None  # answered as JSON instead of the app's error shape (e.g. a 201 with per-item errors)
 
     def matches(self, app: str, method: str, path: str) -> bool:
         if self.app != app or (self.method and self.method.upper() != method.upper()):

@@ -13,6 +13,7 @@ from .ids import Ids
 from .faults import Faults
 from .journal import Journal
 from .braze.service import BrazeWorkspace
+from .segment.destinations.outbox import Outbox
 from .segment.engage.service import EngageSpace
 from .segment.service import SegmentWorkspace
 from .store import Store
@@ -65,6 +66,7 @@ class Sandbox:
         self.segment = SegmentWorkspace(self)
         self.braze = BrazeWorkspace(self)
         self.engage = EngageSpace(self)
+        self.outbox = Outbox(self)
         self._reset_hooks.append(self.segment.reset)
         self._reset_hooks.append(self.journal.reset)
 
@@ -181,6 +183,7 @@ class Sandbox:
 
     def close(self) -> None:
         self.stop()
+        self.outbox.close()
         self.store.close()
 
     def __enter__(self) -> "Sandbox":

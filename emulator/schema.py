@@ -122,7 +122,7 @@ CREATE TABLE engage_traits (
     updated_at  TEXT NOT NULL,
     message_seq INTEGER,                          -- segment_events.seq that set it (NULL when computed)
     PRIMARY KEY (profile_id, key)
-);
+) WITHOUT ROWID;
 CREATE INDEX engage_traits_key ON engage_traits(key, class);
 
 -- Which profile each accepted message belongs to (events per profile are a join with segment_events).
@@ -241,6 +241,62 @@ CREATE TABLE braze_rate_windows (
 );
 """),
 ]
+
+MIGRATIONS.append((4, "destinations: durable outbox and the event-delivery trace", """
+-- One row per (destination, message): enqueued in the transaction that acknowledged the message.
+CREATE TABLE outbox (
+    id               INTEGER PRIMARY KEY,
+    destination      TEXT NOT NULL,               -- 'braze' | 'braze_cohorts' | a configured name
+    message_id       TEXT NOT NULL,
+    event_seq        INTEGER,                     -- segment_events.seq for a source event
+    message          TEXT,                        -- the message itself when it is not in segment_events (Engage)
+    status           TEXT NOT NULL,               -- pending | inflight | delivered | filtered | discarded
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    created_at       TEXT NOT NULL,
+    next_attempt_at  TEXT NOT NULL,
+    first_attempt_at TEXT,
+    finished_at      TEXT,
+    inflight_request INTEGER,                     -- delivery_requests.id of the request carrying it now
+    error_code       TEXT,                        -- Segment's code: errors.discarded.400, errors.awaiting-retry.429...
+    error            TEXT
+);
+CREATE INDEX outbox_due ON outbox(destination, status, next_attempt_at, id);
+CREATE INDEX outbox_message ON outbox(message_id);
+
+-- Every request a destination sent, with Braze's answer.
+CREATE TABLE delivery_requests (
+    id          INTEGER PRIMARY KEY,
+    destination TEXT NOT NULL,
+    action      TEXT,
+    started_at  TEXT NOT NULL,
+    request     TEXT NOT NULL,                    -- {method, url, headers, body}
+    status      INTEGER,                          -- NULL until answered (or when the connection failed)
+    response    TEXT,                             -- {headers, body}
+    error       TEXT,                             -- a connection error code (ECONNREFUSED...)
+    latency_ms  REAL
+);
+
+-- What each attempt meant for each message it carried.
+CREATE TABLE delivery_outcomes (
+    outbox_id   INTEGER NOT NULL,
+    request_id  INTEGER,                          -- NULL when refused before sending
+    attempt     INTEGER NOT NULL,
+    at          TEXT NOT NULL,
+    outcome     TEXT NOT NULL,                    -- delivered | filtered | retrying | discarded
+    status      INTEGER,
+    error_code  TEXT,
+    error       TEXT
+);
+CREATE INDEX delivery_outcomes_outbox ON delivery_outcomes(outbox_id);
+
+-- Per-destination memory Segment keeps between batches (e.g. which cohorts were created).
+CREATE TABLE destination_state (
+    destination TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT,
+    PRIMARY KEY (destination, key)
+);
+"""))
 
 # Tables that hold configuration-independent bookkeeping and survive reset().
 KEPT_ON_RESET = {"schema_version", "meta"}

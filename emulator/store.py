@@ -46,7 +46,7 @@ class Store:
                 raise SchemaError(
                     f"{self.path}: written by a newer emulator (schema versions {sorted(applied - known)} unknown)"
                 )
-            for version, name, sql in MIGRATIONS:
+            for version, name, sql in sorted(MIGRATIONS):
                 if version in applied:
                     continue
                 for statement in _statements(sql):

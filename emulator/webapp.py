@@ -37,7 +37,8 @@ def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody) -> Fla
         fault = sandbox.faults.draw(name, request.method, request.path)
         if fault is None:
             return None
-        response = jsonify(error_body(fault.status, fault.message or FAULT_MESSAGES.get(fault.status) or HTTP_STATUS_CODES.get(fault.status, "Error")))
+        response = jsonify(fault.body if fault.body is not None else error_body(
+            fault.status, fault.message or FAULT_MESSAGES.get(fault.status) or HTTP_STATUS_CODES.get(fault.status, "Error")))
         response.status_code = fault.status
         if fault.retry_after is not None:
             response.headers["Retry-After"] = f"{fault.retry_after:g}"

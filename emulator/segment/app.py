@@ -93,6 +93,18 @@ def create_segment_app(sandbox: "Sandbox") -> Flask:
             before_id=before_id, limit=limit)
         return jsonify({"messages": entries, "count": len(entries)})
 
+    @app.get("/_emulator/segment/deliveries")
+    def deliveries() -> Any:
+        args = request.args
+        try:
+            limit = int(args.get("limit", 100))
+        except ValueError:
+            return jsonify({"error": "limit must be an integer"}), 400
+        entries = sandbox.segment.deliveries(destination=args.get("destination"),
+                                             message_id=args.get("messageId") or args.get("message_id"),
+                                             status=args.get("status") or args.get("outcome"), limit=limit)
+        return jsonify({"deliveries": entries, "count": len(entries), "summary": sandbox.outbox.summary()})
+
     @app.errorhandler(404)
     def not_found(_exc: Exception) -> tuple[Response, int]:
         return jsonify(_error_body(404, f"No such endpoint: {request.method} {request.path}")), 404

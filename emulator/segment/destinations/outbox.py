@@ -1,0 +1,472 @@
+"""The durable outbox between Segment and its destinations, and the event-delivery trace.
+
+A message is enqueued in the transaction that acknowledged it (SPEC.md §3 "Durable"), one row per destination.
+`deliver_due()` plans Segment's requests for the rows that are due (the pure mapping in `braze_cloud` /
+`braze_cohorts`), commits them as in flight, sends them, and applies Braze's answer per message with Segment's
+rules: 2xx delivered; 408, 429 and 5xx retried with backoff (honouring `Retry-After`) for up to 4 hours of sandbox
+time; any other status, and refusals before sending, discarded with Segment's error code
+(`errors.discarded.400`, ...). A request found in flight after a crash is sent again as it was, with the same
+delivery id, so our Braze applies it once (at least once on the wire, exactly once in the profile).
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from ...clock import iso, parse_duration, parse_instant
+from . import braze_cloud, braze_cohorts
+from .base import DestinationRefusal, EventOutcome, Plan, PlannedRequest
+from .transport import Transport, TransportError
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from ...sandbox import Sandbox
+
+# Segment's integration names: what an `integrations` object says to turn a destination on or off.
+INTEGRATION_NAMES = {"braze": ("Braze Cloud Mode (Actions)", "Braze"), "braze_cohorts": ("Braze Cohorts",)}
+PLAN_ROWS = 750  # rows planned at once: ten full Braze batches
+RETRYABLE = {408, 429} | set(range(500, 600))
+NOT_RETRIED_5XX = {501, 505}  # Segment's clients give up on these (segment-api.md §1.6); its pipeline likewise
+
+
+@dataclass
+class Destination:
+    """A configured destination: its kind, settings, and how Segment maps events for it."""
+
+    name: str
+    kind: str  # 'braze' (Cloud Mode Actions) | 'braze_cohorts'
+    settings: dict
+
+    def subscribed(self, message: dict) -> bool:
+        if self.kind == "braze":
+            return bool(braze_cloud.match_presets(message, self.settings.get("preset_set") or "classic"))
+        return braze_cohorts.subscribed(message)
+
+    def plan(self, events: list[dict], known_cohorts: set[str]) -> Plan:
+        if self.kind == "braze":
+            return braze_cloud.build_requests(events, self.settings, self.settings.get("preset_set"))
+        return self._plan_cohorts(events, known_cohorts)
+
+    def _plan_cohorts(self, events: list[dict], known_cohorts: set[str]) -> Plan:
+        # Segment has one Sync Audience mapping per audience, its key hard-coded: plan each audience on its own.
+        by_audience: dict[Any, list[int]] = {}
+        for index, event in enumerate(events):
+            key = ((event.get("context") or {}).get("personas") or {}).get("computation_key")
+            by_audience.setdefault(self.settings.get("personas_audience_key", key), []).append(index)
+        merged = Plan(requests=[], refusals={})
+        for key, indexes in by_audience.items():
+            part = braze_cohorts.build_requests([events[i] for i in indexes],
+                                                {**self.settings, "personas_audience_key": key}, known_cohorts)
+            remap = indexes.__getitem__
+            for request in part.requests:
+                request.events = [remap(i) for i in request.events]
+                request.sources = [remap(i) for i in request.sources]
+                request.batch_events = [remap(i) for i in request.batch_events]
+                merged.requests.append(request)
+            merged.refusals.update({remap(i): r for i, r in part.refusals.items()})
+            merged.filtered.extend(remap(i) for i in part.filtered)
+            merged.skipped.extend(remap(i) for i in part.skipped)
+            merged.created_cohorts |= part.created_cohorts
+        return merged
+
+    def read(self, planned: PlannedRequest, status: int, body: Any) -> list[EventOutcome]:
+        reader = braze_cloud.read_response if self.kind == "braze" else braze_cohorts.read_response
+        return reader(planned, status, body)
+
+    def wants(self, message: dict) -> bool:
+        """The message's `integrations` object: `All: false` turns every destination off unless named."""
+        integrations = message.get("integrations") or {}
+        names = INTEGRATION_NAMES.get(self.kind, ())
+        for name in names:
+            if name in integrations:
+                return bool(integrations[name])
+        return integrations.get("All", True) is not False
+
+
+def configured_destinations(config: dict) -> dict[str, Destination]:
+    result = {}
+    for name, settings in (config["segment"].get("destinations") or {}).items():
+        if not isinstance(settings, dict) or settings.get("enabled", True) is False:
+            continue
+        kind = settings.get("type", name)
+        if kind in ("braze", "braze_cohorts"):
+            result[name] = Destination(name, kind, dict(settings))
+    return result
+
+
+class Outbox:
+    def __init__(self, sandbox: "Sandbox") -> None:
+        self.sandbox = sandbox
+        self.transport = Transport(sandbox)
+        self._deliver_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        sandbox.segment.tracking.listeners.append(self._on_accept)
+        sandbox.add_flusher("outbox", self.deliver_due)
+
+    # --- configuration ------------------------------------------------------------------------------------------
+    @property
+    def destinations(self) -> dict[str, Destination]:
+        return configured_destinations(self.sandbox.config)
+
+    def _delivery_setting(self, key: str, default: str) -> timedelta:
+        return parse_duration((self.sandbox.config["segment"].get("delivery") or {}).get(key, default))
+
+    # --- enqueue (inside the acknowledging transaction) --------------------------------------------------------
+    def _on_accept(self, messages: list[dict], conn: "sqlite3.Connection") -> None:
+        """Source events go to the cloud-mode destinations connected to their source."""
+        cloud = [d for d in self.destinations.values() if d.kind == "braze"]
+        if not cloud:
+            return
+        sources = {s["name"]: s for s in self.sandbox.config["segment"]["sources"]}
+        rows: list[tuple] = []
+        now = iso(self.sandbox.clock.now())
+        for destination in cloud:
+            connected = destination.settings.get("sources")
+            for message in messages:
+                source = message["_source"]
+                if connected is not None:
+                    if source not in connected:
+                        continue
+                elif sources.get(source, {}).get("type") == "braze":
+                    continue  # the Braze (Currents) source is not connected back into Braze by default
+                rows.append(self._row(destination, message, now, event_seq=message["_seq"]))
+        self._insert(conn, rows)
+
+    def enqueue(self, conn: "sqlite3.Connection", destination_name: str, messages: Iterable[dict]) -> int:
+        """Engage messages (or any message not in the source event log) for one destination."""
+        destination = self.destinations.get(destination_name)
+        if destination is None:
+            return 0
+        now = iso(self.sandbox.clock.now())
+        rows = [self._row(destination, message, now, stored=message) for message in messages]
+        self._insert(conn, rows)
+        return len(rows)
+
+    def _row(self, destination: Destination, message: dict, now: str, event_seq: int | None = None,
+             stored: dict | None = None) -> tuple:
+        if not destination.wants(message):
+            status, error = "filtered", "the message's integrations object turns this destination off"
+        elif not destination.subscribed(message):
+            status, error = "filtered", "no mapping of this destination subscribes to the event"
+        else:
+            status, error = "pending", None
+        body = json.dumps({k: v for k, v in stored.items() if not k.startswith("_")}) if stored else None
+        return (destination.name, message["messageId"], event_seq, body, status, now, now,
+                now if status == "filtered" else None, error)
+
+    @staticmethod
+    def _insert(conn: "sqlite3.Connection", rows: list[tuple]) -> None:
+        if rows:
+            conn.executemany(
+                "INSERT INTO outbox (destination, message_id, event_seq, message, status, created_at, next_attempt_at,"
+                " finished_at, error) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+
+    # --- delivery ------------------------------------------------------------------------------------------------
+    def deliver_due(self) -> dict:
+        """Send everything due now; returns counts (and `progressed` for `Sandbox.flush`)."""
+        counts = {"delivered": 0, "retried": 0, "discarded": 0}
+        with self._deliver_lock:
+            self._resume_inflight(counts)
+            for destination in self.destinations.values():
+                while self._deliver_round(destination, counts):
+                    pass
+        counts["progressed"] = bool(counts["delivered"] or counts["discarded"])
+        return counts
+
+    def _deliver_round(self, destination: Destination, counts: dict) -> bool:
+        store = self.sandbox.store
+        now = self.sandbox.clock.now()
+        rows = store.query(
+            "SELECT o.id, o.attempts, o.first_attempt_at, coalesce(o.message, e.message) AS message FROM outbox o"
+            " LEFT JOIN segment_events e ON e.seq = o.event_seq WHERE o.destination = ? AND o.status = 'pending'"
+            " AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?", (destination.name, iso(now), PLAN_ROWS))
+        if not rows:
+            return False
+        ids = [r["id"] for r in rows]
+        events = [_strip(json.loads(r["message"])) for r in rows]
+        by_id = {r["id"]: r for r in rows}
+        plan = destination.plan(events, self._known_cohorts(destination))
+        at = iso(now)
+        requests: list[tuple[int, PlannedRequest]] = []
+        with store.transaction() as conn:
+            for index, refusal in plan.refusals.items():
+                if refusal.status == 429:
+                    continue  # "retried in another batch": stays pending, due now, planned again next round
+                self._finish(conn, ids[index], by_id[ids[index]], "discarded", refusal.status,
+                             f"errors.discarded.{refusal.status}", refusal.message, at, None, counts)
+            for index in plan.filtered:
+                self._finish(conn, ids[index], by_id[ids[index]], "filtered", None, None,
+                             "no mapping of this destination subscribes to the event", at, None, counts)
+            for index in plan.skipped:
+                self._finish(conn, ids[index], by_id[ids[index]], "delivered", 200, None,
+                             "nothing to send for this event", at, None, counts)
+            for planned in plan.requests:
+                stored = _stored_request(planned, ids)
+                request_id = conn.execute(
+                    "INSERT INTO delivery_requests (destination, action, started_at, request) VALUES (?,?,?,?)",
+                    (destination.name, planned.action, at, json.dumps(stored))).lastrowid
+                conn.executemany(
+                    "UPDATE outbox SET status = 'inflight', inflight_request = ?, attempts = attempts + 1,"
+                    " first_attempt_at = coalesce(first_attempt_at, ?) WHERE id = ?",
+                    [(request_id, at, ids[i]) for i in dict.fromkeys(planned.events)])
+                requests.append((request_id, planned))
+        failed: set[int] = set()
+        last_request = {ids[i]: request_id for request_id, planned in requests for i in planned.events}
+        for request_id, planned in requests:
+            final_for = {outbox_id for outbox_id, rid in last_request.items() if rid == request_id}
+            self._send(destination, request_id, _stored_request(planned, ids), failed, counts, final_for)
+        self._remember_cohorts(destination, plan, requests)
+        # Only 429 "retry in another batch" refusals and nothing sent: planning again would loop, so stop here.
+        return bool(requests or plan.filtered or plan.skipped or any(r.status != 429 for r in plan.refusals.values()))
+
+    def _send(self, destination: Destination, request_id: int, stored: dict, failed: set[int], counts: dict,
+              final_for: set[int] | None = None) -> None:
+        """Send one stored request. `final_for`: the messages whose last request this is (None: all it carries);
+        a message is settled only by its last request, so a crash in between leaves it in flight, not delivered."""
+        if failed & set(stored["events"]):
+            # An earlier call of the same batch failed (e.g. creating the cohort): Segment stops the batch there.
+            with self.sandbox.store.transaction() as conn:
+                conn.execute("UPDATE delivery_requests SET error = ? WHERE id = ?",
+                             ("not sent: an earlier call of the batch failed", request_id))
+            return
+        request = stored["request"]
+        try:
+            answer = self.transport.send(request["endpoint"], request["method"], request["path"], request["headers"],
+                                         request["body"], delivery_id=f"{destination.name}:{request_id}")
+        except TransportError as exc:
+            self._apply(destination, request_id, stored, None, exc, failed, counts, final_for)
+            return
+        self._apply(destination, request_id, stored, answer, None, failed, counts, final_for)
+
+    def _apply(self, destination: Destination, request_id: int, stored: dict, answer: Any, error: TransportError | None,
+               failed: set[int], counts: dict, final_for: set[int] | None) -> None:
+        now = self.sandbox.clock.now()
+        at = iso(now)
+        if error is not None:
+            outcomes = [EventOutcome(i, 0, error.code, error.detail) for i in stored["events"]]
+            retry_after = None
+        else:
+            outcomes = destination.read(_planned(stored), answer.status, answer.body)
+            retry_after = _retry_after(answer.headers, now)
+        rows = {r["id"]: r for r in self.sandbox.store.query(
+            f"SELECT id, attempts, first_attempt_at FROM outbox WHERE id IN ({','.join('?' * len(stored['events']))})",
+            stored["events"])}
+        with self.sandbox.store.transaction() as conn:
+            conn.execute(
+                "UPDATE delivery_requests SET status = ?, response = ?, error = ?, latency_ms = ? WHERE id = ?",
+                (answer.status if answer else None,
+                 json.dumps({"headers": _kept_headers(answer.headers), "body": answer.body}) if answer else None,
+                 error.code if error else None, round(answer.latency_ms, 3) if answer else None, request_id))
+            for outcome in outcomes:
+                row = rows.get(outcome.index)
+                if row is None:
+                    continue
+                if outcome.ok:
+                    if final_for is None or outcome.index in final_for:
+                        self._finish(conn, outcome.index, row, "delivered", outcome.status, None, None, at,
+                                     request_id, counts)
+                    continue
+                failed.add(outcome.index)
+                code = outcome.code if error is not None else str(outcome.status)
+                message = outcome.message or (f"{outcome.code}: {outcome.message}" if outcome.code else None)
+                if error is not None or (outcome.status in RETRYABLE and outcome.status not in NOT_RETRIED_5XX):
+                    self._retry(conn, outcome.index, row, outcome.status or None, code, message, now, retry_after,
+                                request_id, counts)
+                else:
+                    self._finish(conn, outcome.index, row, "discarded", outcome.status,
+                                 f"errors.discarded.{outcome.status}", message, at, request_id, counts)
+
+    def _retry(self, conn: "sqlite3.Connection", outbox_id: int, row: dict, status: int | None, code: str,
+               message: str | None, now: datetime, retry_after: float | None, request_id: int, counts: dict) -> None:
+        at = iso(now)
+        first = parse_instant(row["first_attempt_at"]) if row["first_attempt_at"] else now
+        if now - first >= self._delivery_setting("retry_window", "4h"):
+            self._finish(conn, outbox_id, row, "discarded", status, f"errors.discarded.{code}",
+                         f"retries exhausted after {self._delivery_setting('retry_window', '4h')}: {message}", at,
+                         request_id, counts)
+            return
+        base = self._delivery_setting("backoff_base", "1s")
+        backoff = min(base * (2 ** max(row["attempts"] - 1, 0)), self._delivery_setting("backoff_max", "10m"))
+        if retry_after is not None:
+            backoff = max(backoff, timedelta(seconds=retry_after))
+        error_code = f"errors.awaiting-retry.{code if status is None else ('5xx' if status >= 500 else status)}"
+        conn.execute("UPDATE outbox SET status = 'pending', inflight_request = NULL, next_attempt_at = ?,"
+                     " error_code = ?, error = ? WHERE id = ?", (iso(now + backoff), error_code, message, outbox_id))
+        conn.execute("INSERT INTO delivery_outcomes (outbox_id, request_id, attempt, at, outcome, status, error_code,"
+                     " error) VALUES (?,?,?,?,?,?,?,?)",
+                     (outbox_id, request_id, row["attempts"], at, "retrying", status, error_code, message))
+        counts["retried"] += 1
+
+    def _finish(self, conn: "sqlite3.Connection", outbox_id: int, row: dict, outcome: str, status: int | None,
+                error_code: str | None, message: str | None, at: str, request_id: int | None, counts: dict) -> None:
+        conn.execute("UPDATE outbox SET status = ?, inflight_request = NULL, finished_at = ?, error_code = ?,"
+                     " error = ? WHERE id = ?", (outcome, at, error_code, message, outbox_id))
+        attempt = row["attempts"] + (1 if request_id is None else 0)
+        conn.execute("INSERT INTO delivery_outcomes (outbox_id, request_id, attempt, at, outcome, status, error_code,"
+                     " error) VALUES (?,?,?,?,?,?,?,?)",
+                     (outbox_id, request_id, attempt, at, outcome, status, error_code, message))
+        if outcome in counts:
+            counts[outcome] += 1
+
+    def _resume_inflight(self, counts: dict) -> None:
+        """Requests committed as in flight but never answered (the process died): send them again as they were."""
+        pending = self.sandbox.store.query(
+            "SELECT DISTINCT r.id, r.destination, r.request FROM outbox o JOIN delivery_requests r"
+            " ON r.id = o.inflight_request WHERE o.status = 'inflight' ORDER BY r.id")
+        destinations = self.destinations
+        for row in pending:
+            destination = destinations.get(row["destination"])
+            if destination is None:
+                continue
+            self._send(destination, row["id"], json.loads(row["request"]), set(), counts)
+
+    # --- cohort memory -------------------------------------------------------------------------------------------
+    def _known_cohorts(self, destination: Destination) -> set[str]:
+        if destination.kind != "braze_cohorts":
+            return set()
+        return {r["key"][len("cohort:"):] for r in self.sandbox.store.query(
+            "SELECT key FROM destination_state WHERE destination = ? AND key LIKE 'cohort:%'", (destination.name,))}
+
+    def _remember_cohorts(self, destination: Destination, plan: Plan, requests: list[tuple[int, PlannedRequest]]) -> None:
+        if not plan.created_cohorts:
+            return
+        created = [p.body.get("name") for rid, p in requests if p.path == braze_cohorts.CREATE_PATH
+                   and self.sandbox.store.execute("SELECT status FROM delivery_requests WHERE id = ?",
+                                                  (rid,)).fetchone()[0] in range(200, 300)]
+        with self.sandbox.store.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO destination_state (destination, key, value) VALUES (?, ?, ?)",
+                             [(destination.name, f"cohort:{name}", "created") for name in created])
+
+    # --- the event-delivery trace ---------------------------------------------------------------------------------
+    def deliveries(self, *, destination: str | None = None, message_id: str | None = None,
+                   status: str | None = None, limit: int = 100) -> list[dict]:
+        """Per destination and message, newest first: the event as sent to Segment, each attempt's request to the
+        destination and its response, the outcome, Segment's error code, attempts and latency."""
+        where, params = [], []
+        for clause, value in (("o.destination = ?", destination), ("o.message_id = ?", message_id),
+                              ("o.status = ?", status)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = ("SELECT o.*, coalesce(o.message, e.message) AS event FROM outbox o"
+               " LEFT JOIN segment_events e ON e.seq = o.event_seq")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY o.id DESC LIMIT ?"
+        params.append(max(1, min(int(limit), 1000)))
+        rows = self.sandbox.store.query(sql, params)
+        if not rows:
+            return []
+        marks = ",".join("?" * len(rows))
+        attempts: dict[int, list[dict]] = {}
+        for a in self.sandbox.store.query(
+                "SELECT d.*, r.request, r.response, r.latency_ms, r.error AS transport_error FROM delivery_outcomes d"
+                f" LEFT JOIN delivery_requests r ON r.id = d.request_id WHERE d.outbox_id IN ({marks})"
+                " ORDER BY d.rowid", [r["id"] for r in rows]):
+            request = json.loads(a["request"])["request"] if a["request"] else None
+            response = json.loads(a["response"]) if a["response"] else None
+            attempts.setdefault(a["outbox_id"], []).append({
+                "attempt": a["attempt"], "at": a["at"], "outcome": a["outcome"], "status": a["status"],
+                "error_code": a["error_code"], "error": a["error"],
+                "request": _public_request(request) if request else None, "response": response,
+                "latency_ms": a["latency_ms"]})
+        return [{
+            "destination": r["destination"], "message_id": r["message_id"], "outcome": _outcome(r["status"]),
+            "error_code": r["error_code"], "error": r["error"], "attempt_count": r["attempts"],
+            "next_attempt_at": r["next_attempt_at"] if r["status"] == "pending" else None,
+            "event": _strip(json.loads(r["event"])) if r["event"] else None, "attempts": attempts.get(r["id"], [])}
+            for r in rows]
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {}
+        for row in self.sandbox.store.query("SELECT destination, status, count(*) AS n FROM outbox GROUP BY 1, 2"):
+            result.setdefault(row["destination"], {})[_outcome(row["status"])] = row["n"]
+        return result
+
+    # --- the worker for a served sandbox ---------------------------------------------------------------------
+    def start_worker(self, interval: float = 0.2, on_error: Callable[[Exception], None] | None = None) -> None:
+        if self._worker is not None:
+            return
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.deliver_due()
+                except Exception as exc:  # keep delivering; the error is the emulator's, report it
+                    self.sandbox.internal_errors.append(f"outbox worker: {exc!r}")
+                    if on_error:
+                        on_error(exc)
+
+        self._worker = threading.Thread(target=run, name="emulator-outbox", daemon=True)
+        self._worker.start()
+
+    def stop_worker(self) -> None:
+        if self._worker is not None:
+            self._stop.set()
+            self._worker.join(10)
+            self._worker = None
+
+    def close(self) -> None:
+        self.stop_worker()
+        self.transport.close()
+
+
+def _strip(message: dict) -> dict:
+    return {k: v for k, v in message.items() if not k.startswith("_")}
+
+
+def _outcome(status: str) -> str:
+    return {"pending": "retrying", "inflight": "retrying"}.get(status, status)
+
+
+def _stored_request(planned: PlannedRequest, ids: list[int]) -> dict:
+    """A planned request with its event indexes turned into outbox ids, as kept in delivery_requests."""
+    return {
+        "request": {"method": planned.method, "endpoint": planned.endpoint, "path": planned.path,
+                    "headers": planned.headers, "body": planned.body},
+        "action": planned.action, "batch": planned.batch,
+        "events": [ids[i] for i in dict.fromkeys(planned.events)],
+        "sources": [ids[i] for i in planned.sources], "batch_events": [ids[i] for i in planned.batch_events],
+    }
+
+
+def _planned(stored: dict) -> PlannedRequest:
+    request = stored["request"]
+    return PlannedRequest(method=request["method"], path=request["path"], headers=request["headers"],
+                          body=request["body"], events=stored["events"], sources=stored["sources"],
+                          action=stored["action"], endpoint=request["endpoint"], batch=stored["batch"],
+                          batch_events=stored["batch_events"])
+
+
+def _public_request(request: dict) -> dict:
+    return {"method": request["method"], "url": request["endpoint"].rstrip("/") + request["path"]
+            if request["endpoint"] != "braze" else "<sandbox braze>" + request["path"],
+            "headers": request["headers"], "body": request["body"]}
+
+
+def _kept_headers(headers: dict[str, str]) -> dict[str, str]:
+    wanted = ("content-type", "retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
+    return {k: v for k, v in headers.items() if k.lower() in wanted}
+
+
+def _retry_after(headers: dict[str, str], now: datetime) -> float | None:
+    """`Retry-After` in seconds or as an HTTP date (RFC 9110), relative to the sandbox clock."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
+    except (TypeError, ValueError):
+        return None

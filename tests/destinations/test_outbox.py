@@ -1,0 +1,199 @@
+"""Segment → Braze through the durable outbox: end to end, Segment's retry rules, and the delivery trace."""
+import pytest
+
+from emulator import Sandbox
+
+KEY = "sandbox-write-key"
+
+
+def send(sandbox, *messages):
+    receipt = sandbox.segment.ingest(list(messages))
+    assert receipt.accepted == len(messages)
+
+
+def only_delivery(sandbox, **filters):
+    entries = sandbox.segment.deliveries(**filters)
+    assert len(entries) == 1, entries
+    return entries[0]
+
+
+def test_identify_with_traits_becomes_braze_profile_attributes(sandbox):
+    send(sandbox, {"type": "identify", "userId": "u1",
+                   "traits": {"email": "ana@example.com", "firstName": "Ana", "lastName": "Lima", "plan": "pro"}})
+    assert sandbox.flush()["delivered"] == 1
+    user = sandbox.braze.user(external_id="u1")
+    assert (user["email"], user["first_name"], user["last_name"]) == ("ana@example.com", "Ana", "Lima")
+    assert user["custom_attributes"]["plan"] == "pro"
+
+
+def test_track_becomes_a_braze_custom_event_with_count_first_and_last(sandbox):
+    send(sandbox, {"type": "track", "userId": "u1", "event": "Product Viewed", "properties": {"sku": "a"}})
+    sandbox.clock.advance("1h")
+    send(sandbox, {"type": "track", "userId": "u1", "event": "Product Viewed", "properties": {"sku": "b"}})
+    sandbox.flush()
+    [event] = [e for e in sandbox.braze.user(external_id="u1")["custom_events"] if e["name"] == "Product Viewed"]
+    assert event["count"] == 2
+    assert event["first"] == "2026-01-01T00:00:00.000Z"  # Braze's time is Segment's receivedAt
+    assert event["last"] == "2026-01-01T01:00:00.000Z"
+
+
+def test_order_completed_with_three_products_becomes_three_purchases(sandbox):
+    send(sandbox, {"type": "track", "userId": "u1", "event": "Order Completed", "properties": {
+        "order_id": "o1", "currency": "EUR", "products": [
+            {"product_id": "p1", "price": 10, "quantity": 1}, {"product_id": "p2", "price": 5.5, "quantity": 2},
+            {"product_id": "p3", "price": 1, "quantity": 3}]}})
+    sandbox.flush()
+    [trace] = sandbox.segment.deliveries()
+    body = trace["attempts"][-1]["request"]["body"]
+    assert [p["product_id"] for p in body["purchases"]] == ["p1", "p2", "p3"]
+    user = sandbox.braze.user(external_id="u1")
+    assert sorted(p["name"] for p in user["purchases"]) == ["p1", "p2", "p3"]
+
+
+def test_a_message_whose_integrations_turn_braze_off_is_filtered(sandbox):
+    send(sandbox, {"type": "track", "userId": "u1", "event": "Private", "integrations": {"All": False}})
+    assert sandbox.flush()["delivered"] == 0
+    delivery = only_delivery(sandbox)
+    assert delivery["outcome"] == "filtered" and "integrations" in delivery["error"]
+    assert sandbox.braze.user(external_id="u1") is None
+
+
+def test_events_from_the_braze_currents_source_do_not_loop_back_into_braze(sandbox):
+    sandbox.segment.ingest([{"type": "track", "userId": "u1", "event": "Email Opened"}],
+                           write_key="sandbox-braze-source-key")
+    sandbox.flush()
+    assert sandbox.segment.deliveries() == []
+
+
+def test_a_destination_connected_to_some_sources_only_gets_theirs():
+    config = {"segment": {"sources": [{"name": "web", "write_key": "wk-web"}, {"name": "ios", "write_key": "wk-ios"}],
+                          "destinations": {"braze": {"sources": ["ios"]}}}}
+    with Sandbox(config=config) as sb:
+        sb.segment.ingest([{"type": "track", "userId": "u1", "event": "Web"}], write_key="wk-web")
+        sb.segment.ingest([{"type": "track", "userId": "u1", "event": "App"}], write_key="wk-ios")
+        sb.flush()
+        assert [d["event"]["event"] for d in sb.segment.deliveries()] == ["App"]
+
+
+def test_a_disabled_destination_gets_nothing():
+    with Sandbox(config={"segment": {"destinations": {"braze": {"enabled": False}}}}) as sb:
+        sb.segment.ingest({"type": "identify", "userId": "u1"})
+        assert sb.flush()["delivered"] == 0 and sb.segment.deliveries() == []
+
+
+def test_nothing_is_delivered_until_flushed_in_process(sandbox):
+    send(sandbox, {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
+    assert sandbox.braze.user(external_id="u1") is None
+    assert only_delivery(sandbox)["outcome"] == "retrying"  # pending: due, not yet sent
+    sandbox.flush()
+    assert sandbox.braze.user(external_id="u1") is not None
+
+
+# --- Segment's retry rules ---------------------------------------------------------------------------------------
+
+def test_429_with_retry_after_is_retried_once_the_clock_passes_it(sandbox):
+    sandbox.faults.add(app="braze", path="/users/track", status=429, retry_after=2, count=1)
+    send(sandbox, {"type": "track", "userId": "u1", "event": "Clicked"})
+    assert sandbox.flush() == {"delivered": 0, "retried": 1, "discarded": 0, "dropped": 0}
+    delivery = only_delivery(sandbox)
+    assert (delivery["outcome"], delivery["error_code"]) == ("retrying", "errors.awaiting-retry.429")
+    assert delivery["next_attempt_at"] == "2026-01-01T00:00:02.000Z"
+    sandbox.clock.advance("1s")
+    assert sandbox.flush()["delivered"] == 0
+    sandbox.clock.advance("1s")
+    assert sandbox.flush()["delivered"] == 1
+    delivery = only_delivery(sandbox)
+    assert delivery["outcome"] == "delivered" and delivery["attempt_count"] == 2
+    assert [a["status"] for a in delivery["attempts"]] == [429, 201]
+    assert delivery["attempts"][0]["response"]["headers"]["retry-after"] == "2"
+
+
+def test_400_from_braze_is_discarded_with_segments_error_code(sandbox):
+    sandbox.faults.add(app="braze", path="/users/track", status=400, message="Bad things", count=1)
+    send(sandbox, {"type": "track", "userId": "u1", "event": "Clicked"})
+    assert sandbox.flush()["discarded"] == 1
+    delivery = only_delivery(sandbox)
+    assert (delivery["outcome"], delivery["error_code"], delivery["error"]) == (
+        "discarded", "errors.discarded.400", "Bad things")
+    sandbox.clock.advance("1d")
+    assert sandbox.flush()["delivered"] == 0  # never retried
+
+
+def test_503_three_times_then_201_is_delivered_with_backoff(sandbox):
+    sandbox.faults.add(app="braze", path="/users/track", status=503, count=3)
+    send(sandbox, {"type": "track", "userId": "u1", "event": "Clicked"})
+    waits = []
+    for _ in range(3):
+        sandbox.flush()
+        delivery = only_delivery(sandbox)
+        assert delivery["error_code"] == "errors.awaiting-retry.5xx"
+        waits.append(delivery["next_attempt_at"])
+        sandbox.clock.set(delivery["next_attempt_at"])
+    assert waits == ["2026-01-01T00:00:01.000Z", "2026-01-01T00:00:03.000Z", "2026-01-01T00:00:07.000Z"]
+    assert sandbox.flush()["delivered"] == 1
+    assert only_delivery(sandbox)["attempt_count"] == 4
+    assert sandbox.braze.user(external_id="u1")["custom_events"][0]["count"] == 1
+
+
+def test_retries_stop_after_four_hours_of_sandbox_time(sandbox):
+    sandbox.faults.add(app="braze", path="/users/track", status=500)
+    send(sandbox, {"type": "track", "userId": "u1", "event": "Clicked"})
+    for _ in range(40):
+        sandbox.flush()
+        delivery = only_delivery(sandbox)
+        if delivery["outcome"] != "retrying":
+            break
+        sandbox.clock.set(delivery["next_attempt_at"])
+    assert delivery["outcome"] == "discarded"
+    assert delivery["error_code"] == "errors.discarded.500"
+    assert "retries exhausted" in delivery["error"]
+
+
+def test_a_partial_error_answer_fails_only_the_indexed_event(sandbox):
+    sandbox.faults.add(app="braze", path="/users/track", status=201, count=1, body={
+        "message": "success", "events_processed": 1,
+        "errors": [{"type": "'name' is required", "input_array": "events", "index": 1}]})
+    send(sandbox, {"type": "track", "userId": "u1", "event": "First"}, {"type": "track", "userId": "u1", "event": "Second"})
+    counts = sandbox.flush()
+    assert (counts["delivered"], counts["discarded"]) == (1, 1)
+    by_event = {d["event"]["event"]: d for d in sandbox.segment.deliveries()}
+    assert by_event["First"]["outcome"] == "delivered"
+    assert (by_event["Second"]["outcome"], by_event["Second"]["error_code"]) == ("discarded", "errors.discarded.400")
+    assert by_event["Second"]["error"] == "'name' is required"
+
+
+def test_an_unreachable_endpoint_is_retried_as_a_connection_error():
+    config = {"segment": {"destinations": {"braze": {"endpoint": "http://127.0.0.1:9"}}}}
+    with Sandbox(config=config) as sb:
+        sb.segment.ingest({"type": "track", "userId": "u1", "event": "Clicked"})
+        assert sb.flush()["retried"] == 1
+        delivery = sb.segment.deliveries()[0]
+        assert delivery["error_code"] == "errors.awaiting-retry.ECONNREFUSED"
+
+
+def test_a_refused_event_is_discarded_before_sending_with_segments_message(sandbox):
+    send(sandbox, {"type": "track", "anonymousId": "anon-only", "event": "Clicked"})
+    assert sandbox.flush()["discarded"] == 1
+    delivery = only_delivery(sandbox)
+    assert delivery["error_code"] == "errors.discarded.400"
+    assert 'One of "external_id" or "user_alias" or "braze_id" or "email" is required.' in delivery["error"]
+    assert delivery["attempts"][0]["request"] is None
+
+
+def test_the_delivery_trace_is_served_over_http(sandbox):
+    send(sandbox, {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
+    sandbox.flush()
+    body = sandbox.segment_client().get("/_emulator/segment/deliveries", params={"destination": "braze"}).json()
+    assert body["count"] == 1 and body["summary"] == {"braze": {"delivered": 1}}
+    attempt = body["deliveries"][0]["attempts"][0]
+    assert attempt["request"]["headers"]["authorization"] == "Bearer sandbox-rest-key"
+    assert attempt["request"]["body"]["attributes"][0]["external_id"] == "u1"
+    assert attempt["response"]["body"]["message"] == "success"
+    assert sandbox.segment_client().post("/_emulator/flush").json()["delivered"] == 0
+
+
+def test_reset_cancels_queued_deliveries(sandbox):
+    send(sandbox, {"type": "identify", "userId": "u1"})
+    sandbox.reset()
+    assert sandbox.flush()["delivered"] == 0
+    assert sandbox.braze.user(external_id="u1") is None
