@@ -275,14 +275,20 @@ def _regexp(pattern: str, value: Any) -> int:
     return 1 if _compiled(pattern).search(str(value)) else 0
 
 
+def _not(sql: str) -> str:
+    """Negation where a missing attribute (SQL NULL) counts as "does not match", so the negation matches it."""
+    return f"NOT COALESCE({sql}, 0)"
+
+
 class _Compiler:
     def __init__(self, now: datetime) -> None:
         self.now = now
-        self.params: list = []
+        self.params: dict[str, Any] = {}  # named: an operator may leave some of the fragments it built unused
 
     def p(self, value: Any) -> str:
-        self.params.append(value)
-        return "?"
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f":{name}"
 
     def days(self, n: float, sign: int = -1) -> str:
         return self.p(time_text(self.now + sign * timedelta(days=n)))
@@ -291,7 +297,7 @@ class _Compiler:
         parts = [self.group(g) for g in d["groups"]]
         sql = f" {d['groups_join'].upper()} ".join(parts) if parts else "1"
         for group in d["exclude"]:
-            sql = f"({sql}) AND NOT ({self.group(group)})"
+            sql = f"({sql}) AND {_not(self.group(group))}"
         return sql
 
     def group(self, g: dict) -> str:
@@ -304,7 +310,7 @@ class _Compiler:
             exists = ("EXISTS (SELECT 1 FROM braze_cohort_members m JOIN braze_cohorts c USING (cohort_id) "
                       f"WHERE m.braze_id = u.braze_id AND (c.cohort_id = {self.p(f['name'])} "
                       f"OR c.name = {self.p(f['name'])}))")
-            return exists if f["op"] == "in" else f"NOT {exists}"
+            return exists if f["op"] == "in" else _not(exists)
         return "(" + self.history(f) + ")"
 
     def history(self, f: dict) -> str:
@@ -352,7 +358,7 @@ class _Compiler:
         if op == "is_blank":
             return blank
         if op == "is_not_blank":
-            return f"NOT {blank}"
+            return _not(blank)
         if op == "is":
             return f"{t} = {self.p('true' if value else 'false')}"
         if op in ("is_true_or_not_set", "is_false_or_not_set"):
@@ -360,15 +366,15 @@ class _Compiler:
         if op in ("equals", "does_not_equal"):
             if isinstance(value, bool):
                 sql = f"{t} = {self.p('true' if value else 'false')}"
-                return sql if op == "equals" else f"NOT ({sql})"
+                return sql if op == "equals" else _not(sql)
             if isinstance(value, (int, float)):
                 sql = f"({t} IN {_NUM} AND {v} = {self.p(value)})"
                 if op == "equals":
                     return f"({sql} OR {missing})" if value == 0 else sql  # "Exactly 0" includes NULL
-                return f"NOT {sql}"
+                return _not(sql)
             if op == "equals":
                 return f"({t} = 'text' AND {v} = {self.p(value)})"
-            return f"NOT ({t} = 'text' AND lower({v}) = lower({self.p(value)}))"  # not case sensitive
+            return _not(f"({t} = 'text' AND lower({v}) = lower({self.p(value)}))")  # not case sensitive
         if op == "more_than":
             return f"({t} IN {_NUM} AND {v} > {self.p(value)})"
         if op == "less_than":
@@ -378,29 +384,29 @@ class _Compiler:
             any_element = f"EXISTS (SELECT 1 FROM {each} WHERE braze_regexp({pattern}, value))"
             matches = (f"(CASE WHEN {t} = 'array' THEN {any_element} WHEN {t} IN ('text', 'integer', 'real') "
                        f"THEN braze_regexp({pattern}, {v}) ELSE 0 END)")
-            return matches if op == "matches_regex" else f"(NOT {blank} AND NOT {matches})"
+            return matches if op == "matches_regex" else f"({_not(blank)} AND {_not(matches)})"
         if op in ("is_any_of", "is_none_of"):
             sql = f"({t} IN ('text', 'integer', 'real') AND {v} IN ({', '.join(self.p(x) for x in value)}))"
-            return sql if op == "is_any_of" else f"NOT {sql}"
+            return sql if op == "is_any_of" else _not(sql)
         if op in ("contains_any_of", "does_not_contain_any_of"):
             sql = "(" + " OR ".join(f"({t} = 'text' AND instr({v}, {self.p(x)}) > 0)" for x in value) + ")"
-            return sql if op == "contains_any_of" else f"NOT {sql}"
+            return sql if op == "contains_any_of" else _not(sql)
         if op in ("includes_value", "includes_any_of", "does_not_include_value", "includes_none_of"):
             sql = (f"({t} = 'array' AND EXISTS (SELECT 1 FROM {each} WHERE value IN "
                    f"({', '.join(self.p(x) for x in value)})))")
-            return sql if op in ("includes_value", "includes_any_of") else f"NOT {sql}"
+            return sql if op in ("includes_value", "includes_any_of") else _not(sql)
         if op in ("values_contain_any_of", "values_do_not_contain_any_of"):
             cond = " OR ".join(f"instr(value, {self.p(x)}) > 0" for x in value)
             sql = f"({t} = 'array' AND EXISTS (SELECT 1 FROM {each} WHERE {cond}))"
-            return sql if op == "values_contain_any_of" else f"NOT {sql}"
+            return sql if op == "values_contain_any_of" else _not(sql)
         if op in ("is_all_of", "is_not_all_of"):
             sql = "(" + " AND ".join(f"({t} = 'array' AND EXISTS (SELECT 1 FROM {each} WHERE value = {self.p(x)}))"
                                      for x in value) + ")"
-            return sql if op == "is_all_of" else f"NOT {sql}"
+            return sql if op == "is_all_of" else _not(sql)
         if op == "has_a_value":
             return f"({t} = 'array' AND json_array_length(u.custom, {self.p(path)}) > 0)"
         if op == "is_empty":
-            return f"NOT ({t} = 'array' AND json_array_length(u.custom, {self.p(path)}) > 0)"
+            return _not(f"({t} = 'array' AND json_array_length(u.custom, {self.p(path)}) > 0)")
         is_time = f"({t} = 'text' AND {v} GLOB '{_TIME_GLOB}')"
         if op == "before":
             return f"({is_time} AND {v} < {self.p(value)})"
@@ -417,7 +423,7 @@ class _Compiler:
         raise AssertionError(op)
 
 
-def compile_definition(definition: dict, now: datetime) -> tuple[str, list]:
+def compile_definition(definition: dict, now: datetime) -> tuple[str, dict]:
     """The WHERE clause (over `braze_users u`) and its parameters for a normalized definition."""
     compiler = _Compiler(now)
     return compiler.definition(definition), compiler.params
