@@ -109,6 +109,10 @@ class Rules:
     def window(self, id_type: str) -> timedelta | None:
         return self.windows.get(id_type, self.default_window)
 
+    @property
+    def any_blocked(self) -> bool:
+        return bool(self.blocked or self.blocked_patterns or self.blocked_by_type)
+
     def rank(self, id_type: str) -> tuple[int, str]:
         # Explicit priorities first; every other identifier after them, alphabetically (settings page).
         return (self.priorities.get(id_type, 1 << 30), id_type)
@@ -128,64 +132,87 @@ def _text(value: Any) -> str | None:
     return None
 
 
+_NO_CONTEXT: dict = {}
+
+
 def extract_ids(message: dict, rules: Rules | None = None) -> list[tuple[str, str]]:
     """The user external ids Unify promotes from a message, in message order, without blocked values."""
     ids: list[tuple[str, str]] = []
-    value = message.get("userId")
+    get = message.get
+    value = get("userId")
     if value is not None:
         ids.append(("user_id", value))
-    value = message.get("anonymousId")
+    value = get("anonymousId")
     if value is not None:
         ids.append(("anonymous_id", value))
-    context = message.get("context")
+    context = get("context")
     if not isinstance(context, dict):
-        context = {}
+        context = _NO_CONTEXT
     email = None
-    if message.get("type") == "identify":
-        traits = message.get("traits")
-        if isinstance(traits, dict):
+    if get("type") == "identify":
+        traits = get("traits")
+        if traits and isinstance(traits, dict):
             email = _text(traits.get("email"))
-    if email is None:
-        ctraits = context.get("traits")
-        if isinstance(ctraits, dict):
-            email = _text(ctraits.get("email"))
-    if email is not None:
+    if context:
+        if email is None:
+            ctraits = context.get("traits")
+            if ctraits and isinstance(ctraits, dict):
+                email = _text(ctraits.get("email"))
+        if email is not None:
+            ids.append(("email", email))
+        device = context.get("device")
+        if device and isinstance(device, dict):
+            _device_ids(device, ids)
+        integrations = context.get("integrations")
+        if integrations and isinstance(integrations, dict) and "Google Analytics" in integrations:
+            _ga_id(integrations, ids)
+        custom = context.get("externalIds")
+        if custom and isinstance(custom, list):
+            _custom_ids(custom, ids)
+            ids = list(dict.fromkeys(ids))
+    elif email is not None:
         ids.append(("email", email))
-    device = context.get("device")
-    if isinstance(device, dict):
-        kind = device.get("type")
-        kind = kind.lower() if isinstance(kind, str) else None
-        if kind in ("android", "ios"):
-            value = _text(device.get("id"))
-            if value is not None:
-                ids.append((kind + ".id", value))
-            if device.get("adTrackingEnabled") is True:
-                value = _text(device.get("advertisingId"))
-                if value is not None:
-                    ids.append((kind + ".idfa", value))
-            value = _text(device.get("token"))
-            if value is not None:
-                ids.append((kind + ".push_token", value))
-    for integrations in (message.get("integrations"), context.get("integrations")):
-        if isinstance(integrations, dict):
-            ga = integrations.get("Google Analytics")
-            if isinstance(ga, dict):
-                value = _text(ga.get("clientId"))
-                if value is not None:
-                    ids.append(("ga_client_id", value))
-                    break
-    custom = context.get("externalIds")
-    if isinstance(custom, list):
-        for item in custom:
-            # "All four fields are required"; only user-level ids identify a user profile.
-            if (isinstance(item, dict) and item.get("collection") == "users" and isinstance(item.get("type"), str)
-                    and item["type"] and _text(item.get("id")) is not None):
-                ids.append((item["type"].lower(), _text(item["id"])))  # type: ignore[arg-type]
-    if len(ids) > 1:
+    integrations = get("integrations")
+    if integrations and isinstance(integrations, dict) and "Google Analytics" in integrations:
+        _ga_id(integrations, ids)
         ids = list(dict.fromkeys(ids))
-    if rules is not None and (rules.blocked or rules.blocked_patterns or rules.blocked_by_type):
+    if rules is not None and rules.any_blocked:
         ids = [i for i in ids if not rules.is_blocked(*i)]
     return ids
+
+
+def _device_ids(device: dict, ids: list[tuple[str, str]]) -> None:
+    kind = device.get("type")
+    kind = kind.lower() if isinstance(kind, str) else None
+    if kind not in ("android", "ios"):
+        return
+    value = _text(device.get("id"))
+    if value is not None:
+        ids.append((kind + ".id", value))
+    if device.get("adTrackingEnabled") is True:
+        value = _text(device.get("advertisingId"))
+        if value is not None:
+            ids.append((kind + ".idfa", value))
+    value = _text(device.get("token"))
+    if value is not None:
+        ids.append((kind + ".push_token", value))
+
+
+def _ga_id(integrations: dict, ids: list[tuple[str, str]]) -> None:
+    ga = integrations.get("Google Analytics")
+    if isinstance(ga, dict):
+        value = _text(ga.get("clientId"))
+        if value is not None and not any(t == "ga_client_id" for t, _ in ids):
+            ids.append(("ga_client_id", value))
+
+
+def _custom_ids(custom: list, ids: list[tuple[str, str]]) -> None:
+    for item in custom:
+        # "All four fields are required"; only user-level ids identify a user profile.
+        if isinstance(item, dict) and item.get("collection") == "users":
+            id_type, value = item.get("type"), _text(item.get("id"))
+            if isinstance(id_type, str) and id_type and value is not None:
+                ids.append((id_type.lower(), value))
 
 
 def message_traits(message: dict) -> dict | None:
@@ -202,8 +229,7 @@ def message_traits(message: dict) -> dict | None:
     return None
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class _Batch:
@@ -243,6 +269,26 @@ class _Batch:
                 for value, profile, rowid in rows:
                     self.owners[(id_type, value)] = profile
                     self.rank[profile] = rowid
+
+    def preload(self, plans: list[tuple[dict, list[tuple[str, str]]]]) -> None:
+        """Load in one query the id sets of stored profiles that messages may add ids to or merge."""
+        owners, wanted = self.owners, set()
+        for _message, ids in plans:
+            found = {owners.get(key) for key in ids}
+            if len(found) > 1:
+                wanted.update(p for p in found if p is not None)
+        wanted -= self.idsets.keys()
+        if not wanted:
+            return
+        profiles = list(wanted)
+        for profile in profiles:
+            self.idsets[profile] = {}
+        for start in range(0, len(profiles), _CHUNK):
+            chunk = profiles[start:start + _CHUNK]
+            for profile, id_type, created_at in self.conn.execute(
+                    "SELECT profile_id, type, created_at FROM engage_external_ids"
+                    f" WHERE profile_id IN ({','.join('?' * len(chunk))})", chunk):
+                self.idsets[profile].setdefault(id_type, []).append(created_at)
 
     def idset(self, profile: str) -> dict[str, list[str]]:
         found = self.idsets.get(profile)
@@ -290,19 +336,20 @@ class _Batch:
 
     def resolve(self, message: dict, ids: list[tuple[str, str]]) -> str:
         """The profile `message` lands on (creating or merging profiles as the rules allow)."""
-        owners, find = self.owners, self.find
-        profiles: list[str] = []
+        owners, find, parent = self.owners, self.find, self.parent
+        first = None
         for key in ids:
             owner = owners.get(key)
-            if owner is not None:
+            if owner is None:
+                break
+            if owner in parent:
                 owner = find(owner)
-                if owner not in profiles:
-                    profiles.append(owner)
-            else:
+            if first is None:
+                first = owner
+            elif owner != first:
                 break
         else:
-            if len(profiles) == 1:
-                return profiles[0]  # every id already on the same profile: nothing to decide
+            return first  # type: ignore[return-value]  # every id already on one profile: nothing to decide
         rules = self.rules
         candidates = sorted(ids, key=lambda key: rules.rank(key[0]))
         while True:
@@ -382,6 +429,7 @@ class IdentityResolver:
         if not plans:
             return
         batch.load_owners(wanted)
+        batch.preload(plans)
 
         attached: list[tuple[dict, str]] = []
         for message, ids in plans:
@@ -414,6 +462,8 @@ class IdentityResolver:
         trait_rows: dict[tuple[str, str], tuple] = {}
         for message, profile in attached:
             profile = find(profile)
+            # later accept listeners (realtime audiences, destinations) read the profile from the message
+            message["_profile"] = profile
             seq, source = message["_seq"], message["_source"]
             event_rows.append((seq, profile))
             touched[profile] = (message["messageId"], source)
@@ -442,7 +492,7 @@ class IdentityResolver:
             conn.executemany("INSERT INTO engage_external_ids (profile_id, collection, type, value, source_id,"
                              " first_message_id, created_at) VALUES (?, 'users', ?, ?, ?, ?, ?)",
                              [(find(p), t, v, s, m, now) for p, t, v, s, m in batch.new_ids])
-        conn.executemany("INSERT OR REPLACE INTO engage_event_profiles (seq, profile_id) VALUES (?, ?)", event_rows)
+        conn.executemany("INSERT INTO engage_event_profiles (seq, profile_id) VALUES (?, ?)", event_rows)
         if trait_rows:
             # Later messages win per key; computed traits and audiences belong to Engage, not to messages.
             conn.executemany(

@@ -1,0 +1,257 @@
+"""Identity resolution: messages land on profiles by their external ids, with Unify's limits and priorities."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emulator import Sandbox
+
+
+def _ids(sandbox: Sandbox, identifier: str) -> set[tuple[str, str]]:
+    profile = sandbox.engage.resolve(identifier)
+    assert profile is not None, identifier
+    return {(row["type"], row["id"]) for row in sandbox.engage.external_ids(profile)}
+
+
+def test_anonymous_activity_and_identify_land_on_one_profile(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest({"type": "track", "event": "Viewed", "anonymousId": "a1"})
+    sandbox.segment.ingest({"type": "identify", "anonymousId": "a1", "userId": "u1",
+                            "traits": {"email": "jane@example.com", "name": "Jane"}})
+    engage = sandbox.engage
+    assert engage.profile_ids() == [engage.resolve("user_id:u1")]
+    assert _ids(sandbox, "anonymous_id:a1") == {("anonymous_id", "a1"), ("user_id", "u1"),
+                                                ("email", "jane@example.com")}
+    assert [e.get("event") or e["type"] for e in engage.events(engage.resolve("email:jane@example.com"))] == [
+        "Viewed", "identify"]
+    assert engage.traits(engage.resolve("user_id:u1")) == {"email": "jane@example.com", "name": "Jane"}
+
+
+def test_profiles_that_come_to_share_an_id_merge_into_the_older_one(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest({"type": "identify", "anonymousId": "a1", "traits": {"plan": "free", "city": "Oslo"}})
+    older = sandbox.engage.resolve("anonymous_id:a1")
+    sandbox.advance("1h")
+    sandbox.segment.ingest({"type": "track", "event": "Clicked", "anonymousId": "a2",
+                            "context": {"traits": {"plan": "pro"}}})
+    newer = sandbox.engage.resolve("anonymous_id:a2")
+    assert older != newer
+    sandbox.advance("1h")
+    sandbox.segment.ingest({"type": "identify", "userId": "u1", "anonymousId": "a2",
+                            "traits": {"email": "x@example.com"}})
+    sandbox.segment.ingest({"type": "track", "event": "Bought", "userId": "u1", "anonymousId": "a1"})
+    engage = sandbox.engage
+    assert engage.profile_ids() == [older]
+    assert engage.resolve(newer) == older  # the merged id still finds the profile
+    assert engage.profile(newer)["profile_id"] == older
+    assert _ids(sandbox, "user_id:u1") == {("anonymous_id", "a1"), ("anonymous_id", "a2"), ("user_id", "u1"),
+                                           ("email", "x@example.com")}
+    assert [e.get("event") or e["type"] for e in engage.events(older)] == ["identify", "Clicked", "identify",
+                                                                           "Bought"]
+    # later messages win per key
+    assert engage.traits(older) == {"plan": "pro", "city": "Oslo", "email": "x@example.com"}
+
+
+def test_a_second_user_id_with_a_known_email_gets_its_own_profile(sandbox: Sandbox) -> None:
+    # The settings page's worked example: user_id limit 1, email demoted, a new profile for abc456.
+    sandbox.segment.ingest({"type": "identify", "userId": "abc123", "traits": {"email": "jane@example1.com"}})
+    sandbox.segment.ingest({"type": "identify", "userId": "abc456", "traits": {"email": "jane@example1.com",
+                                                                               "name": "J"}})
+    engage = sandbox.engage
+    first, second = engage.resolve("user_id:abc123"), engage.resolve("user_id:abc456")
+    assert first != second and len(engage.profile_ids()) == 2
+    assert engage.resolve("email:jane@example1.com") == first
+    assert _ids(sandbox, "user_id:abc456") == {("user_id", "abc456")}
+    assert engage.traits(second) == {"email": "jane@example1.com", "name": "J"}
+    assert len(engage.events(second)) == 1
+
+
+def test_a_shared_device_does_not_merge_two_known_users(sandbox: Sandbox) -> None:
+    ipad = {"device": {"type": "ios", "id": "ipad-1"}}
+    sandbox.segment.ingest({"type": "track", "event": "Signed In", "userId": "u1", "context": ipad})
+    sandbox.segment.ingest({"type": "track", "event": "Signed In", "userId": "u2", "context": ipad})
+    engage = sandbox.engage
+    assert engage.resolve("user_id:u1") != engage.resolve("user_id:u2")
+    assert engage.resolve("ios.id:ipad-1") == engage.resolve("user_id:u1")
+    assert [e["userId"] for e in engage.events(engage.resolve("user_id:u2"))] == ["u2"]
+
+
+def test_a_raised_user_id_limit_lets_the_profiles_merge() -> None:
+    config = {"segment": {"space": {"identity": {"identifiers": {"user_id": {"limit": 2}}}}}}
+    with Sandbox(config=config) as sandbox:
+        sandbox.segment.ingest({"type": "identify", "userId": "abc123", "traits": {"email": "j@example.com"}})
+        sandbox.segment.ingest({"type": "identify", "userId": "abc456", "traits": {"email": "j@example.com"}})
+        assert sandbox.engage.resolve("user_id:abc123") == sandbox.engage.resolve("user_id:abc456")
+        assert sandbox.config["segment"]["space"]["identity"]["identifiers"]["user_id"] == {"limit": 2, "priority": 1}
+
+
+def test_the_lowest_priority_identifier_is_the_one_demoted() -> None:
+    # anonymous_id ranked above user_id: the new user_id is the id dropped, the event joins a1's profile.
+    config = {"segment": {"space": {"identity": {"identifiers": {
+        "anonymous_id": {"priority": 1}, "user_id": {"limit": 1, "priority": 9}}}}}}
+    with Sandbox(config=config) as sandbox:
+        sandbox.segment.ingest({"type": "identify", "userId": "u1", "anonymousId": "a1"})
+        sandbox.segment.ingest({"type": "track", "event": "E", "userId": "u2", "anonymousId": "a1"})
+        engage = sandbox.engage
+        assert engage.resolve("user_id:u2") is None
+        assert [e["type"] for e in engage.events(engage.resolve("user_id:u1"))] == ["identify", "track"]
+
+
+def test_default_limit_of_five_applies_to_other_identifiers(sandbox: Sandbox) -> None:
+    for n in range(7):
+        sandbox.segment.ingest({"type": "track", "event": "E", "userId": "u1", "anonymousId": f"a{n}"})
+    engage = sandbox.engage
+    profile = engage.resolve("user_id:u1")
+    assert sorted(v for t, v in _ids(sandbox, "user_id:u1") if t == "anonymous_id") == ["a0", "a1", "a2", "a3", "a4"]
+    assert engage.resolve("anonymous_id:a5") is None  # demoted: kept off every profile
+    assert len(engage.events(profile)) == 7  # the events still land on the user's profile
+
+
+def test_a_weekly_limit_counts_only_ids_first_seen_that_week() -> None:
+    config = {"segment": {"space": {"identity": {"identifiers": {"anonymous_id": {"limit": 2,
+                                                                                  "frequency": "weekly"}}}}}}
+    with Sandbox(config=config) as sandbox:
+        for anon in ("a1", "a2", "a3"):
+            sandbox.segment.ingest({"type": "track", "event": "E", "userId": "u1", "anonymousId": anon})
+        assert sandbox.engage.resolve("anonymous_id:a3") is None
+        sandbox.advance("8d")
+        sandbox.segment.ingest({"type": "track", "event": "E", "userId": "u1", "anonymousId": "a4"})
+        assert sandbox.engage.resolve("anonymous_id:a4") == sandbox.engage.resolve("user_id:u1")
+
+
+def test_blocked_values_never_join_profiles() -> None:
+    config = {"segment": {"space": {"identity": {"blocked_values": ["anonymous", "/^[0-]*$/"]}}}}
+    with Sandbox(config=config) as sandbox:
+        sandbox.segment.ingest({"type": "identify", "userId": "u1", "anonymousId": "anonymous"})
+        sandbox.segment.ingest({"type": "identify", "anonymousId": "anonymous", "traits": {"email": "b@example.com"}})
+        sandbox.segment.ingest({"type": "track", "event": "E", "userId": "000-000"})
+        engage = sandbox.engage
+        assert engage.resolve("anonymous_id:anonymous") is None
+        assert engage.resolve("user_id:000-000") is None
+        assert engage.resolve("email:b@example.com") != engage.resolve("user_id:u1")
+        assert len(engage.profile_ids()) == 2
+
+
+def test_bad_identity_settings_are_refused_at_load() -> None:
+    from emulator.config import ConfigError
+
+    with pytest.raises(ConfigError, match="user_id.limit"):
+        Sandbox(config={"segment": {"space": {"identity": {"identifiers": {"user_id": {"limit": 0}}}}}})
+    with pytest.raises(ConfigError, match="frequency"):
+        Sandbox(config={"segment": {"space": {"identity": {"identifiers": {"email": {"frequency": "hourly"}}}}}})
+
+
+def test_alias_links_the_previous_anonymous_id_to_the_user(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest({"type": "track", "event": "Viewed", "anonymousId": "anon-1"})
+    sandbox.segment.ingest({"type": "identify", "userId": "u1"})
+    assert sandbox.engage.resolve("anonymous_id:anon-1") != sandbox.engage.resolve("user_id:u1")
+    sandbox.segment.ingest({"type": "alias", "userId": "u1", "previousId": "anon-1"})
+    assert sandbox.engage.resolve("anonymous_id:anon-1") == sandbox.engage.resolve("user_id:u1")
+    assert len(sandbox.engage.profile_ids()) == 1
+
+
+def test_alias_between_two_user_ids_is_refused_by_the_user_id_limit(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest({"type": "identify", "userId": "old-id"})
+    sandbox.segment.ingest({"type": "identify", "userId": "new-id"})
+    sandbox.segment.ingest({"type": "alias", "userId": "new-id", "previousId": "old-id"})
+    assert sandbox.engage.resolve("user_id:old-id") != sandbox.engage.resolve("user_id:new-id")
+
+
+def test_device_ids_advertising_ids_and_custom_external_ids_are_promoted(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest({"type": "track", "event": "Opened", "userId": "u1", "context": {
+        "device": {"type": "android", "id": "dev-1", "advertisingId": "ad-1", "adTrackingEnabled": True,
+                   "token": "tok-1"},
+        "externalIds": [{"id": "S-9", "type": "Shopify_ID", "collection": "users", "encoding": "none"},
+                        {"id": "acct", "type": "crm_id", "collection": "accounts", "encoding": "none"}]},
+        "integrations": {"Google Analytics": {"clientId": "ga.1"}}})
+    sandbox.segment.ingest({"type": "track", "event": "Opened", "userId": "u2", "context": {
+        "device": {"type": "ios", "id": "dev-2", "advertisingId": "ad-2", "adTrackingEnabled": False}}})
+    assert _ids(sandbox, "user_id:u1") == {("user_id", "u1"), ("android.id", "dev-1"), ("android.idfa", "ad-1"),
+                                           ("android.push_token", "tok-1"), ("shopify_id", "S-9"),
+                                           ("ga_client_id", "ga.1")}
+    # no advertising id unless ad tracking is enabled
+    assert _ids(sandbox, "user_id:u2") == {("user_id", "u2"), ("ios.id", "dev-2")}
+
+
+def test_group_calls_make_an_account_linked_to_the_user(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest({"type": "group", "userId": "u1", "groupId": "g1", "traits": {"plan": "enterprise"}})
+    sandbox.segment.ingest({"type": "group", "anonymousId": "a9", "groupId": "g1", "traits": {"seats": 10}})
+    engage = sandbox.engage
+    account = engage.resolve("group_id:g1", "accounts")
+    assert account is not None and account.startswith("acc_")
+    assert engage.traits(account) == {"plan": "enterprise", "seats": 10}
+    assert engage.traits(engage.resolve("user_id:u1")) == {}  # group traits describe the account
+    assert engage.resolve("user_id:u1") != engage.resolve("anonymous_id:a9")  # sharing a group is no merge
+    assert [link["profile_id"] for link in engage.links(engage.resolve("user_id:u1"))] == [account]
+    assert len(engage.links(account, "accounts")) == 2
+
+
+def test_computed_traits_and_audiences_are_not_overwritten_by_identify(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest({"type": "identify", "userId": "u1", "traits": {"vip": False}})
+    profile = sandbox.engage.resolve("user_id:u1")
+    sandbox.engage.set_trait(profile, "big_spender", True, "audience")
+    sandbox.segment.ingest({"type": "identify", "userId": "u1", "traits": {"big_spender": "no", "vip": True}})
+    assert sandbox.engage.traits(profile) == {"big_spender": True, "vip": True}
+    assert sandbox.engage.traits(profile, "audience") == {"big_spender": True}
+    with pytest.raises(ValueError):
+        sandbox.engage.set_trait(profile, "x", 1, "weird")
+
+
+def test_an_identify_with_300_traits_does_not_reach_the_profile(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest({"type": "identify", "userId": "u1", "traits": {f"t{i}": i for i in range(300)}})
+    assert sandbox.engage.resolve("user_id:u1") is None
+    assert len(sandbox.segment.events(user_id="u1")) == 1  # the message itself is still accepted
+
+
+def test_reset_forgets_every_profile(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest({"type": "identify", "userId": "u1"})
+    sandbox.reset()
+    assert sandbox.engage.profile_ids() == [] and sandbox.engage.profile("user_id:u1") is None
+
+
+_message = st.fixed_dictionaries(
+    {"type": st.sampled_from(["identify", "track", "alias"])},
+    optional={"userId": st.sampled_from(["u1", "u2", "u3"]), "anonymousId": st.sampled_from(["a1", "a2", "a3", "a4"]),
+              "email": st.sampled_from(["e1@x.com", "e2@x.com"]), "previousId": st.sampled_from(["a1", "a2", "u1"])})
+
+
+def _as_segment(spec: dict, n: int) -> dict | None:
+    message: dict = {"type": spec["type"], "messageId": f"m{n}"}
+    for key in ("userId", "anonymousId"):
+        if key in spec:
+            message[key] = spec[key]
+    if "userId" not in message and "anonymousId" not in message:
+        return None
+    if spec["type"] == "track":
+        message["event"] = "E"
+    if spec["type"] == "alias":
+        if "previousId" not in spec:
+            return None
+        message["previousId"] = spec["previousId"]
+    if "email" in spec:
+        message["context"] = {"traits": {"email": spec["email"]}}
+    return message
+
+
+def _partition(sandbox: Sandbox) -> set[frozenset]:
+    return {frozenset((r["type"], r["id"]) for r in sandbox.engage.external_ids(p))
+            for p in sandbox.engage.profile_ids()}
+
+
+@settings(max_examples=40)
+@given(st.lists(_message, max_size=12))
+def test_one_batch_resolves_exactly_like_the_same_messages_one_at_a_time(specs: list[dict]) -> None:
+    messages = [m for n, spec in enumerate(specs) if (m := _as_segment(spec, n)) is not None]
+    with Sandbox() as one_by_one, Sandbox() as batched:
+        for message in messages:
+            one_by_one.segment.ingest(message)
+        if messages:
+            batched.segment.ingest(messages)
+        assert _partition(one_by_one) == _partition(batched)
+        for sandbox in (one_by_one, batched):
+            live = sandbox.engage.profile_ids()
+            owned = [r for p in live for r in sandbox.engage.external_ids(p)]
+            # every id on one profile, no profile over the user_id limit, every event on a live profile
+            assert len({(r["type"], r["id"]) for r in owned}) == len(owned)
+            assert all(sum(r["type"] == "user_id" for r in sandbox.engage.external_ids(p)) <= 1 for p in live)
+            mapped = sandbox.store.query("SELECT DISTINCT profile_id FROM engage_event_profiles")
+            assert {r["profile_id"] for r in mapped} <= set(live)
