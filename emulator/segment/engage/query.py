@@ -869,7 +869,7 @@ def _join_or(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " or " + items[-1]
 
 
-_LEX = re.compile(r"""\s*('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[A-Za-z_][A-Za-z0-9_]*|\d{4}-\d\d-\d\d(?:[Tt][\d:.+\-Zz]*)?|\.?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|==|!=|>=|<=|&&|\|\||.)""",
+_LEX = re.compile(r"""\s*('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[A-Za-z_][A-Za-z0-9_]*|\d{4}-\d\d-\d\d(?:[Tt]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:[Zz]|[+-]\d\d(?::?\d\d)?)?)?|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|==|!=|>=|<=|&&|\|\||.)""",
                   re.S)
 
 
@@ -939,6 +939,10 @@ def _hint(got: str, accepted: set[str]) -> str | None:
             return "event('...') is a stream of events: add a reducer such as .count() before comparing"
     if got in _SUGAR and accepted == {"DOT"}:
         return "event('...') is a stream of events: add a reducer such as .count() before comparing"
+    if word == "in":
+        return "use .one_of('a', 'b') to match one of several values"
+    if word in ("second", "seconds") and accepted & _UNITS:
+        return "seconds are only for expires_after(); use hours or days"
     if word in _UNIT_ABBREVIATIONS and accepted & _UNITS:
         return "write the unit in full: " + ("seconds, hours or days" if "SECOND" in accepted else "hours or days")
     return None
@@ -968,7 +972,7 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> QueryError:
         line, column, at = exc.line, exc.column, exc.pos_in_stream
         m = re.compile(r"&&|\|\||\S").match(text, at)
         raw = m.group(0) if m else text[at:at + 1]
-        got = f"'{raw}'"
+        got = "a string that is never closed" if raw in ("'", '"') else f"'{raw}'"
     phrases = _expected_phrases(accepted)
     message = f"expected {_join_or(phrases)} {_context_before(text, at)}, got {got}"
     hint = _hint(raw, accepted) if got != "the end of the query" else None
