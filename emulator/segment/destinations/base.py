@@ -27,6 +27,35 @@ PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 RETRYABLE_ERROR = "RETRYABLE_ERROR"
 
 
+# actions-core `HTTP_ERROR_CODE_MAP`: the errortype Segment records for an HTTP failure; anything else UNKNOWN_ERROR.
+HTTP_ERROR_CODES = {
+    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 402: "PAYMENT_REQUIRED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 407: "PROXY_AUTHENTICATION_REQUIRED", 408: "REQUEST_TIMEOUT",
+    409: "CONFLICT", 410: "GONE", 411: "LENGTH_REQUIRED", 412: "PRECONDITION_FAILED", 413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG", 415: "UNSUPPORTED_MEDIA_TYPE", 416: "RANGE_NOT_SATISFIABLE", 417: "EXPECTATION_FAILED",
+    418: "IM_A_TEAPOT", 421: "MISDIRECTED_REQUEST", 422: "UNPROCESSABLE_ENTITY", 423: "LOCKED",
+    424: "FAILED_DEPENDENCY", 425: "TOO_EARLY", 426: "UPGRADE_REQUIRED", 428: "PRECONDITION_REQUIRED",
+    429: "TOO_MANY_REQUESTS", 431: "REQUEST_HEADER_FIELDS_TOO_LARGE", 451: "UNAVAILABLE_FOR_LEGAL_REASONS",
+    499: "CANCELLED", 500: "INTERNAL_SERVER_ERROR", 501: "NOT_IMPLEMENTED", 502: "BAD_GATEWAY",
+    503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT", 505: "HTTP_VERSION_NOT_SUPPORTED",
+    506: "VARIANT_ALSO_NEGOTIATES", 507: "INSUFFICIENT_STORAGE", 508: "LOOP_DETECTED", 509: "BANDWIDTH_LIMIT_EXCEEDED",
+    510: "NOT_EXTENDED", 511: "NETWORK_AUTHENTICATION_REQUIRED", 529: "SITE_IS_OVERLOADED",
+}
+
+
+def http_error_code(status: int) -> str:
+    return HTTP_ERROR_CODES.get(status, "UNKNOWN_ERROR")
+
+
+def reason_phrase(status: int) -> str:
+    """The HTTP status text, which is the message of the HTTPError Segment's request client throws."""
+    from http import HTTPStatus
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"Request failed with status code {status}"
+
+
 class DestinationRefusal(Exception):
     """The destination refused an event before sending anything (Segment's IntegrationError / payload check)."""
 
@@ -241,9 +270,10 @@ def _remove_empty(value: Any, spec: dict) -> Any:
     if isinstance(value, list):
         if not spec.get("multiple"):
             return value
+        # removeEmptyValues only filters array items out; the items it keeps are not cleaned (a null inside one
+        # survives, and ajv then coerces it: `currency: null` becomes "").
         item = _item_spec(spec)
-        kept = [_remove_empty(v, item) for v in value]
-        return [v for v in kept if v is not UNDEFINED]
+        return [v for v in value if _remove_empty(v, item) is not UNDEFINED]
     if isinstance(value, dict):
         if not spec.get("properties"):
             return value
@@ -286,7 +316,11 @@ def _coerce(value: Any, types: list[str]) -> tuple[bool, Any]:
     if _has_type(value, types):
         return True, value
     if isinstance(value, list) and len(value) == 1 and "array" not in types:
-        return _coerce(value[0], types)  # a one-item array is unwrapped for a scalar field
+        # A one-item array is unwrapped. ajv checks the unwrapped item with an AND over the types, so for a
+        # multi-type field (nullable, datetime) an item of a right type still fails; coercion goes on from the item.
+        value = value[0]
+        if _has_type(value, types):
+            return len(types) == 1, value
     for t in types:
         if t == "string":
             if isinstance(value, bool):

@@ -14,12 +14,14 @@ visible ways: error codes, `X-Braze-Batch` on ecommerce batches, whether per-ite
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from emulator.segment.destinations.base import (
     BAD_REQUEST, MISSING_REQUIRED_FIELDS, PAYLOAD_TOO_LARGE, PAYLOAD_VALIDATION_FAILED, RETRYABLE_ERROR, USER_AGENT,
-    DestinationRefusal, EventOutcome, Plan, PlannedRequest, check_payload, to_date, to_iso,
+    DestinationRefusal, EventOutcome, Plan, PlannedRequest, check_payload, http_error_code, reason_phrase, to_date,
+    to_iso,
 )
 from emulator.segment.destinations.mapping import UNDEFINED, Subscription, default_mapping, remove_undefined, transform, truthy
 
@@ -646,31 +648,41 @@ def read_response(planned: PlannedRequest, status: int, body: Any) -> list[Event
     - 2xx, batch: each `errors[].index` (position in the sent array) fails the event that object came from with
       400 `BAD_REQUEST` and `errors[].type` as message; the others succeed (status 200, as Segment reports them).
     - 2xx, single event (`perform`): Segment does not look at `errors[]`; the event succeeded with Braze's status.
-    - non-2xx: every event fails with that status and Braze's `message`.
+    - non-2xx: every event fails with that status and the status's code (`UNAUTHORIZED`...); the message is Braze's
+      `message` for a batch of the classic actions, the HTTP status text otherwise (the package's HTTPError).
     """
     body = body if isinstance(body, dict) else {}
-    errors = body.get("errors") if isinstance(body.get("errors"), list) else []
-    ok = 200 <= status < 300
-    if not ok:
-        message = body.get("message") if isinstance(body.get("message"), str) else f"Request failed with {status}"
-        ecommerce = planned.action in ("ecommerce", "ecommerceSingleProduct")
+    errors = [e for e in body.get("errors") or [] if isinstance(e, dict)] if isinstance(body.get("errors"), list) else []
+    ecommerce = planned.action in ("ecommerce", "ecommerceSingleProduct")
+    if not 200 <= status < 300:
+        code = http_error_code(status)
+        if ecommerce or not planned.batch:
+            # perform() and the ecommerce actions let the request client's HTTPError escape: Segment records its
+            # message, the status text ("Bad Request"), not Braze's `message`; Braze's answer stays in `body`.
+            return [EventOutcome(i, status, code, reason_phrase(status), body) for i in planned.events]
+        message = body.get("message") if body.get("message") is not None else reason_phrase(status)
         # utils.ts fills one shared Set for every event (`new Array(n).fill(new Set())`): each failed event's body
         # lists the error types of the whole request.
-        types = list(dict.fromkeys(str(e.get("type")) for e in errors if isinstance(e, dict)))
-        detail = ", ".join(types) if types and planned.batch and not ecommerce else None
-        return [EventOutcome(i, status, None, message, detail) for i in planned.events]
+        types = list(dict.fromkeys(str(e.get("type")) for e in errors if isinstance(e.get("index"), int)))
+        return [EventOutcome(i, status, code, message, ", ".join(types) or None) for i in planned.events]
     if not planned.batch:
         return [EventOutcome(i, status, None, None, body) for i in planned.events]
     outcomes = {i: EventOutcome(i, 200, None, None, "success") for i in planned.events}
+    array = next(iter(planned.body))
     for error in errors:
-        if not isinstance(error, dict) or not isinstance(error.get("index"), int):
+        position = error.get("index")
+        if not isinstance(position, int):
             continue
-        position = error["index"]
-        if planned.action in ("ecommerce", "ecommerceSingleProduct"):
-            # functions.ts matches Braze's index against the batch position (refused events included).
+        if ecommerce:
+            # functions.ts matches Braze's index against the batch position (refused events included) and reports
+            # the sent event at that index as the body.
             event = planned.batch_events[position] if 0 <= position < len(planned.batch_events) else None
-        else:
-            event = planned.sources[position] if 0 <= position < len(planned.sources) else None
+            sent = planned.body[array][position] if 0 <= position < len(planned.body[array]) else None
+            detail = json.dumps(sent, separators=(",", ":"), ensure_ascii=False) if sent is not None else None
+            if event in outcomes:
+                outcomes[event] = EventOutcome(event, 400, BAD_REQUEST, error.get("type"), detail)
+            continue
+        event = planned.sources[position] if 0 <= position < len(planned.sources) else None
         if event in outcomes and outcomes[event].ok:
             outcomes[event] = EventOutcome(event, 400, BAD_REQUEST, error.get("type"), error.get("type"))
     return list(outcomes.values())

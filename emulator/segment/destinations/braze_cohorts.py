@@ -11,7 +11,7 @@ from typing import Any
 
 from emulator.segment.destinations.base import (
     PAYLOAD_VALIDATION_FAILED, USER_AGENT, DestinationRefusal, EventOutcome, Plan, PlannedRequest, check_payload,
-    parse_date,
+    http_error_code, parse_date, reason_phrase,
 )
 from emulator.segment.destinations.mapping import Subscription, default_mapping, transform, truthy
 
@@ -212,6 +212,5 @@ def read_response(planned: PlannedRequest, status: int, body: Any) -> list[Event
     200 for the batch; `read_response` on the create call gives the call's own status."""
     if 200 <= status < 300:
         return [EventOutcome(i, status, None, None, body) for i in planned.events]
-    message = body.get("message") if isinstance(body, dict) and isinstance(body.get("message"), str) else None
-    return [EventOutcome(i, status, None, message or f"Request failed with {status}", body)
-            for i in planned.events]
+    # The request client throws an HTTPError; Segment fails the whole batch with its status and status text.
+    return [EventOutcome(i, status, http_error_code(status), reason_phrase(status), body) for i in planned.events]
