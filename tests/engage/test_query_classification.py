@@ -113,3 +113,10 @@ def test_audience_referencing_itself_is_a_cycle():
 
 def test_cycle_message_is_the_one_segment_gives():
     assert CYCLE_MESSAGE == "The audience would create a cycle by referencing another audience"
+
+
+@pytest.mark.parametrize("text,account_level", [("ANY event('x').count() >= 1", True),
+                                                ("trait('a') = 1 AND ALL trait('b') = 1", True),
+                                                ("event('x').count() >= 1", False)])
+def test_query_says_whether_it_is_account_level(text, account_level):
+    assert parse(text).account_level is account_level

@@ -314,6 +314,11 @@ class Query:
     def nodes(self) -> Iterator[Node]:
         return iter_nodes(self.root)
 
+    @property
+    def account_level(self) -> bool:
+        """Uses ANY/ALL, which only make sense for an account-level (ACCOUNTS) audience."""
+        return any(isinstance(node, (AnyUser, AllUsers)) for node in self.nodes())
+
     def source(self, node: Node) -> str:
         """The query text a node was parsed from."""
         return self.text[node.pos.start:node.pos.end] if node.pos else ""
@@ -939,6 +944,8 @@ def _hint(got: str, accepted: set[str]) -> str | None:
             return "event('...') is a stream of events: add a reducer such as .count() before comparing"
     if got in _SUGAR and accepted == {"DOT"}:
         return "event('...') is a stream of events: add a reducer such as .count() before comparing"
+    if got == "$":
+        return "the $ array operator is not documented by Segment and is not supported"
     if word == "in":
         return "use .one_of('a', 'b') to match one of several values"
     if word in ("second", "seconds") and accepted & _UNITS:
