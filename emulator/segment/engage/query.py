@@ -44,7 +44,8 @@ KINDS = ("audience", "trait")
 
 
 class QueryError(ValueError):
-    """An invalid query: where it went wrong (1-based `line`, `column`) and what would have been valid there."""
+    """An invalid query: where it went wrong (1-based `line`, `column`), what would have been valid there
+    (`expected`, readable phrases) and `detail`, the message without the position prefix."""
 
     def __init__(self, line: int, column: int, message: str, expected: list[str] | None = None) -> None:
         self.line = line
@@ -138,8 +139,8 @@ class Between(Node):
 
 @dataclass(frozen=True)
 class ExpiresAfter(Node):
-    """`expires_after(30 minutes)`: a session window for computed traits; the value resets after `duration`
-    without a matching event."""
+    """`expires_after(1 hour)`: a session window for computed traits (seconds, hours or days); the value resets
+    after `duration` without a matching event."""
 
     duration: Duration
 
