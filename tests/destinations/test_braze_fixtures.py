@@ -270,3 +270,135 @@ def test_refusal_is_an_exception_with_segment_status_and_code() -> None:
         braze_cloud.map_event({"type": "track", "event": "X", "anonymousId": "a",
                                "receivedAt": "2026-11-20T10:00:00Z"}, preset, SETTINGS)
     assert (info.value.status, info.value.code) == (400, "Missing required fields")
+
+
+# -- rules checked case by case with /work/shared/tools/segment-destination-oracle (Segment's package 3.497.0) --------
+
+
+def test_null_address_trait_sends_home_city_null() -> None:
+    # actions-core's get() returns the falsy step (`null && ...`), so $.traits.address.city is null, not undefined;
+    # lastName is not nullable and vanishes, firstName is and stays null.
+    identify = {"type": "identify", "userId": "u1", "traits": {"address": None, "lastName": None, "firstName": None}}
+    body = braze_cloud.build_requests([identify], SETTINGS).requests[0].body
+    assert json.dumps(body["attributes"][0]) == json.dumps(
+        {"address": None, "external_id": "u1", "first_name": None, "home_city": None, "_update_existing_only": False})
+
+
+def test_purchase_fields_are_coerced_and_a_null_currency_becomes_empty() -> None:
+    order = {"type": "track", "userId": "u1", "event": "Order Completed", "receivedAt": "2026-11-20T10:00:00Z",
+             "properties": {"products": [{"product_id": 5, "price": "10", "quantity": "2", "currency": None}]}}
+    [purchase] = braze_cloud.build_requests([order], {"api_key": "k"}).requests[0].body["purchases"]
+    assert json.dumps(purchase) == json.dumps(
+        {"external_id": "u1", "time": "2026-11-20T10:00:00.000Z", "_update_existing_only": False, "product_id": "5",
+         "currency": "", "price": 10, "quantity": 2, "properties": {}})
+
+
+def test_every_missing_ecommerce_field_is_reported_in_segments_order() -> None:
+    event = {"type": "track", "userId": "u1", "event": "Order Cancelled", "timestamp": "2026-11-20T10:00:00.000Z",
+             "properties": {"currency": "EUR", "products": [{"product_id": "p1", "price": "abc"}]}}
+    plan = braze_cloud.build_requests([event], SETTINGS, "current")
+    assert plan.refusals[0].message == (
+        "The root value is missing the required field 'cancel_reason'. The root value must match \"then\" schema. "
+        "The root value is missing the required field 'order_id'. The root value must match \"then\" schema. "
+        "The root value is missing the required field 'total_value'. The root value must match \"then\" schema. "
+        "The root value is missing the required field 'source'. "
+        "The value at /products/0 is missing the required field 'product_name'. "
+        "The value at /products/0 is missing the required field 'variant_id'. "
+        "The value at /products/0 is missing the required field 'quantity'. "
+        "Price must be a number but it was a string.")
+
+
+def _viewed(user: str | None) -> dict:
+    event = {"type": "track", "event": "Product Viewed", "timestamp": "2026-11-20T10:00:00Z", "anonymousId": "z",
+             "properties": {"product_id": "p", "name": "n", "variant": "v", "price": 1, "currency": "USD",
+                            "source": "app"}}
+    return {**event, "userId": user} if user else event
+
+
+def test_ecommerce_batches_always_carry_the_batch_header_and_match_errors_by_batch_position() -> None:
+    plan = braze_cloud.build_requests([_viewed(None), _viewed("u2"), _viewed("u3")], SETTINGS, "current")
+    request = plan.requests[0]
+    assert request.headers["x-braze-batch"] == "true"
+    assert [e["external_id"] for e in request.body["events"]] == ["u2", "u3"]
+    assert plan.refusals[0].message.endswith('or "phone" is required.')
+    body = {"message": "success", "errors": [{"type": "bad", "input_array": "events", "index": 1}]}
+    outcomes = {o.index: o for o in braze_cloud.read_response(request, 201, body)}
+    # functions.ts compares Braze's index with the position in the batch, not in the sent array.
+    assert (outcomes[1].status, outcomes[1].message) == (400, "bad") and outcomes[2].ok
+    assert json.loads(outcomes[1].body)["external_id"] == "u3"
+
+
+def test_a_seen_external_id_falls_through_to_the_device_id() -> None:
+    personas = {"computation_id": "aud_1", "computation_key": "k1"}
+    events = [
+        {"type": "track", "event": "Audience Entered", "userId": "u1", "timestamp": "2026-11-20T10:01:00Z",
+         "context": {"device": {"id": "d1"}, "personas": personas}, "properties": {"k1": True}},
+        {"type": "track", "event": "Audience Exited", "userId": "u1", "timestamp": "2026-11-20T09:01:00Z",
+         "context": {"device": {"id": "d2"}, "personas": personas}, "properties": {"k1": False}},
+    ]
+    settings = {"client_secret": "s", "personas_audience_key": "k1",
+                "mapping": {"device_id": {"@path": "$.context.device.id"}}}
+    plan = braze_cohorts.build_requests(events, settings, known_cohorts={"k1"})
+    assert plan.requests[0].body["cohort_changes"] == [
+        {"user_ids": ["u1"], "device_ids": [], "aliases": []},
+        {"user_ids": [], "device_ids": ["d2"], "aliases": [], "should_remove": True}]
+
+
+def test_empty_properties_read_as_exit_even_with_traits() -> None:
+    event = _audience("u1", True, 1)
+    event.update(properties={}, traits={"dormant_shopper": True})
+    changes = braze_cohorts.build_requests([event], COHORT_SETTINGS, {"dormant_shopper"}).requests[0].body
+    assert changes["cohort_changes"] == [{"user_ids": ["u1"], "device_ids": [], "aliases": [], "should_remove": True}]
+
+
+@pytest.mark.parametrize("text, event, expected", [
+    ('type = "track" and event != "Order Completed"', {"type": "track", "event": "A"}, True),
+    ('type = "track" and event != "Order Completed"', {"type": "track", "event": "Order Completed"}, False),
+    ('type = "track" and event != "Order Completed"', {"type": "identify"}, False),
+    ('event = "Audience Entered" or event = "Audience Exited"', {"type": "track", "event": "Audience Exited"}, True),
+    ('event = "Audience Entered" or event = "Audience Exited"', {"type": "identify"}, False),
+    ('type = "identify" or (type = "track" and event = "X")', {"type": "track", "event": "X"}, True),
+    ('context.personas.computation_key = "k"', {"context": {"personas": {"computation_key": "k"}}}, True),
+])
+def test_subscription_expressions(text: str, event: dict, expected: bool) -> None:
+    from emulator.segment.destinations.mapping import Subscription
+    assert Subscription(text).matches(event) is expected
+
+
+def test_mapping_directives_resolve_like_segments_mapping_kit() -> None:
+    from emulator.segment.destinations.mapping import transform
+    event = {"context": {"traits": {"email": None}}, "properties": {"email": "p@q.r", "items": [{"id": 1}, {"id": 2}]}}
+    mapping = {"email": {"@if": {"exists": {"@path": "$.context.traits.email"},
+                                 "then": {"@path": "$.context.traits.email"}, "else": {"@path": "$.properties.email"}}},
+               "ids": {"@arrayPath": ["$.properties.items", {"n": {"@path": "$.id"}}]},
+               "missing": {"@path": "$.nope.deeper"}, "literal": 3}
+    assert transform(mapping, event) == {"email": "p@q.r", "ids": [{"n": 1}, {"n": 2}], "literal": 3}
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+_EVENTS = st.lists(st.fixed_dictionaries({
+    "type": st.sampled_from(["track", "identify", "page"]),
+    "event": st.sampled_from(["Order Completed", "Product Viewed", "Clicked", "Checkout Started"]),
+    "userId": st.one_of(st.none(), st.sampled_from(["u1", "u2", ""])),
+    "receivedAt": st.just("2026-11-20T10:00:00.000Z"), "timestamp": st.just("2026-11-20T10:00:00.000Z"),
+    "properties": st.fixed_dictionaries({}, optional={
+        "products": st.lists(st.fixed_dictionaries({"product_id": st.just("p"), "price": st.integers(0, 9)}),
+                             max_size=3)}),
+}), max_size=90)
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(_EVENTS, st.sampled_from(["classic", "current"]))
+def test_every_event_is_sent_refused_filtered_or_skipped_exactly_once(events: list[dict], preset_set: str) -> None:
+    # Only tracks carry `event` (an identify with one would also match `event = "Order Completed"`, as at Segment).
+    events = [e if e["type"] == "track" else {k: v for k, v in e.items() if k != "event"} for e in events]
+    plan = braze_cloud.build_requests(events, SETTINGS, preset_set)
+    sent = [i for r in plan.requests for i in r.events]
+    buckets = sent + list(plan.refusals) + plan.filtered + plan.skipped
+    assert sorted(buckets) == list(range(len(events)))
+    for request in plan.requests:
+        array = next(iter(request.body))
+        assert len(request.body[array]) == len(request.sources) <= braze_cloud.MAX_BATCH_SIZE
+        assert ("x-braze-batch" in request.headers) == (len(request.sources) > 1 or
+                                                        (request.batch and request.action.startswith("ecommerce")))
