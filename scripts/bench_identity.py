@@ -41,9 +41,10 @@ def _timed_identity(sandbox: Sandbox, spent: list[float]) -> None:
     inner = sandbox.engage.identity
 
     def timed(messages: list[dict], conn: object) -> None:
-        started = time.perf_counter()
+        # CPU time of this process: what the listener costs, whatever else the machine is doing
+        started = time.process_time()
         inner(messages, conn)  # type: ignore[arg-type]
-        spent[0] += time.perf_counter() - started
+        spent[0] += time.process_time() - started
 
     listeners[listeners.index(inner)] = timed
 
@@ -94,7 +95,7 @@ def main() -> None:
         spent = [0.0]
         bench_ingest(messages, True, args.batch, spent)
         min_spent = min(min_spent, spent[0])
-    print(f"time inside the identity listener: {1e6 * min_spent / len(messages):.1f} us/event")
+    print(f"CPU time inside the identity listener: {1e6 * min_spent / len(messages):.1f} us/event")
 
 
 if __name__ == "__main__":

@@ -202,6 +202,23 @@ def test_an_identify_with_300_traits_does_not_reach_the_profile(sandbox: Sandbox
     assert len(sandbox.segment.events(user_id="u1")) == 1  # the message itself is still accepted
 
 
+def test_later_accept_listeners_see_the_profile_each_message_landed_on(sandbox: Sandbox) -> None:
+    seen: list[tuple[str, str]] = []
+    sandbox.segment.tracking.listeners.append(
+        lambda messages, conn: seen.extend((m["messageId"], m.get("_profile")) for m in messages))
+    sandbox.segment.ingest([{"type": "track", "event": "E", "anonymousId": "a1", "messageId": "m1"},
+                            {"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "m2"}])
+    profile = sandbox.engage.resolve("user_id:u1")
+    assert seen == [("m1", profile), ("m2", profile)]
+
+
+def test_reconfigured_limits_apply_to_the_next_messages(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest({"type": "identify", "userId": "u1", "traits": {"email": "e@example.com"}})
+    sandbox.configure({"segment": {"space": {"identity": {"identifiers": {"user_id": {"limit": 3}}}}}})
+    sandbox.segment.ingest({"type": "identify", "userId": "u2", "traits": {"email": "e@example.com"}})
+    assert sandbox.engage.resolve("user_id:u2") == sandbox.engage.resolve("user_id:u1")
+
+
 def test_reset_forgets_every_profile(sandbox: Sandbox) -> None:
     sandbox.segment.ingest({"type": "identify", "userId": "u1"})
     sandbox.reset()

@@ -262,13 +262,18 @@ class _Batch:
             for start in range(0, len(values_list), _CHUNK):
                 chunk = values_list[start:start + _CHUNK]
                 rows = self.conn.execute(
-                    "SELECT e.value, e.profile_id, p.rowid FROM engage_external_ids e"
-                    " JOIN engage_profiles p ON p.profile_id = e.profile_id"
-                    f" WHERE e.collection = 'users' AND e.type = ? AND e.value IN ({','.join('?' * len(chunk))})",
-                    [id_type, *chunk]).fetchall()
-                for value, profile, rowid in rows:
+                    "SELECT value, profile_id FROM engage_external_ids WHERE collection = 'users' AND type = ?"
+                    f" AND value IN ({','.join('?' * len(chunk))})", [id_type, *chunk]).fetchall()
+                for value, profile in rows:
                     self.owners[(id_type, value)] = profile
-                    self.rank[profile] = rowid
+
+    def ranks(self, profiles: list[str]) -> None:
+        """Creation order of stored profiles about to merge (the oldest survives)."""
+        missing = [p for p in profiles if p not in self.rank]
+        if missing:
+            self.rank.update(self.conn.execute(
+                f"SELECT profile_id, rowid FROM engage_profiles WHERE profile_id IN ({','.join('?' * len(missing))})",
+                missing).fetchall())
 
     def preload(self, plans: list[tuple[dict, list[tuple[str, str]]]]) -> None:
         """Load in one query the id sets of stored profiles that messages may add ids to or merge."""
@@ -368,7 +373,9 @@ class _Batch:
         if not profiles:
             target = self.new_profile(message)
         else:
-            profiles.sort(key=lambda p: self.rank.get(p, 0))
+            if len(profiles) > 1:
+                self.ranks(profiles)
+                profiles.sort(key=lambda p: self.rank[p])
             target = profiles[0]
             for other in profiles[1:]:
                 self.merge(other, target, message["messageId"])
