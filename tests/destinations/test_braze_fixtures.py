@@ -153,10 +153,22 @@ def test_per_item_errors_are_ignored_for_a_lone_event_as_segment_does() -> None:
     assert [o.status for o in braze_cloud.read_response(request, 201, body)] == [201]
 
 
-def test_update_only_choice_sends_update_existing_only_true() -> None:
-    identify = {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}}
-    body = braze_cloud.build_requests([identify], {**SETTINGS, "update_existing_only": True}).requests[0].body
-    assert body["attributes"][0]["_update_existing_only"] is True
+_ORDER = {"type": "track", "userId": "u1", "event": "Order Completed", "timestamp": "2026-11-20T10:00:00Z",
+          "receivedAt": "2026-11-20T10:00:00Z", "properties": {
+              "order_id": "o", "total": 1, "currency": "EUR", "source": "web",
+              "products": [{"product_id": "p", "name": "n", "variant": "v", "price": 1, "quantity": 1}]}}
+
+
+@pytest.mark.parametrize("event, preset_set", [
+    ({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}}, "classic"),
+    (_track(1), "classic"), (_ORDER, "classic"), (_ORDER, "current")])
+def test_update_only_choice_sends_update_existing_only_true(event: dict, preset_set: str) -> None:
+    # What the V2 actions (syncMode "update") and the ecommerce actions in "update" mode send (oracle-checked).
+    body = braze_cloud.build_requests([event], {**SETTINGS, "update_existing_only": True}, preset_set).requests[0].body
+    [sent] = next(iter(body.values()))[:1]
+    assert sent["_update_existing_only"] is True
+    default = braze_cloud.build_requests([event], SETTINGS, preset_set).requests[0].body
+    assert next(iter(default.values()))[0].get("_update_existing_only") is (None if preset_set == "current" else False)
 
 
 def test_current_presets_route_order_completed_to_ecommerce_and_others_to_track_event() -> None:
