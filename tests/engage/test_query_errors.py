@@ -231,3 +231,10 @@ def test_any_event_name_and_count_round_trip(name, n):
     query = parse(f"event('{quoted}').count() >= {n}")
     assert query.root.subject.stream.name == name
     assert query.root.argument.value == n
+
+
+def test_missing_dot_between_functions_is_pointed_out():
+    with pytest.raises(QueryError) as info:
+        parse("event('x')where(property('a') = 1).count() >= 1")
+    assert (info.value.line, info.value.column) == (1, 11)
+    assert "functions are chained with '.', as in .where(...)" in str(info.value)

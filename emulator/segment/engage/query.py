@@ -932,6 +932,8 @@ def _hint(got: str, accepted: set[str]) -> str | None:
         return "use OR to join conditions"
     if word == "audience":
         return "audience() does not exist: reference an audience by its key with trait('<audience_key>') = true"
+    if "DOT" in accepted and (word.upper() in _REDUCERS | _FILTERS or word in _COMPARATORS):
+        return f"functions are chained with '.', as in .{word}(...)"
     if word.upper() in _REDUCERS and not accepted & _REDUCERS:
         if "COUNT" in accepted:
             return "unique() gives a list: only .count() may follow it"
