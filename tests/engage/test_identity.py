@@ -140,6 +140,31 @@ def test_bad_identity_settings_are_refused_at_load() -> None:
         Sandbox(config={"segment": {"space": {"identity": {"identifiers": {"email": {"frequency": "hourly"}}}}}})
 
 
+def test_a_profile_takes_at_most_100_merges(sandbox: Sandbox) -> None:
+    sandbox.configure({"segment": {"space": {"identity": {"identifiers": {"anonymous_id": {"limit": 500}}}}}})
+    sandbox.segment.ingest([{"type": "track", "event": "E", "anonymousId": f"a{n}"} for n in range(102)])
+    sandbox.segment.ingest({"type": "identify", "userId": "u1"})
+    for n in range(102):
+        sandbox.segment.ingest({"type": "identify", "userId": "u1", "anonymousId": f"a{n}"})
+    engage = sandbox.engage
+    user = engage.resolve("user_id:u1")  # a0's profile: the older profile survives a merge
+    # u1 into a0, then a1..a99: 100 merges; a100 and a101 stay apart
+    assert user == engage.resolve("anonymous_id:a0") == engage.resolve("anonymous_id:a99")
+    assert engage.resolve("anonymous_id:a100") not in (None, user)
+    assert len(engage.events(user)) == 1 + 100 + 102  # events still resolve to the profile
+    assert len(engage.profile_ids()) == 3
+
+
+def test_a_profile_takes_at_most_1000_identity_mappings(sandbox: Sandbox) -> None:
+    config = {"segment": {"space": {"identity": {"default_limit": 10}}}}
+    sandbox.configure(config)
+    for part in range(5):
+        ids = [{"id": f"v{part}-{n}", "type": f"t{part * 250 + n:04}", "collection": "users", "encoding": "none"}
+               for n in range(250)]
+        sandbox.segment.ingest({"type": "track", "event": "E", "userId": "u1", "context": {"externalIds": ids}})
+    assert len(sandbox.engage.external_ids(sandbox.engage.resolve("user_id:u1"))) == 1000
+
+
 def test_alias_links_the_previous_anonymous_id_to_the_user(sandbox: Sandbox) -> None:
     sandbox.segment.ingest({"type": "track", "event": "Viewed", "anonymousId": "anon-1"})
     sandbox.segment.ingest({"type": "identify", "userId": "u1"})

@@ -30,8 +30,12 @@ if TYPE_CHECKING:
 
 FREQUENCIES = {"ever": None, "daily": timedelta(days=1), "weekly": timedelta(days=7),
                "monthly": timedelta(days=30), "annually": timedelta(days=365)}
-# Identify calls with 300 or more traits are refused by Unify (segment-docs profile-api-limits.md).
+# Unify's hard limits (segment-docs profile-api-limits.md): Identify calls with 300 or more traits are
+# rejected; a profile takes at most 100 merges and 1000 identity mappings ("no additional merges/mappings
+# will be added once the profile reaches this limit. Event resolution for the profile, however, will continue").
 MAX_IDENTIFY_TRAITS = 300
+MAX_MERGES = 100
+MAX_MAPPINGS = 1000
 _NEW_RANK = 1 << 62
 _CHUNK = 900
 
@@ -248,6 +252,7 @@ class _Batch:
         self.new_profiles: dict[str, list] = {}              # profile -> row
         self.new_ids: list[list] = []                        # [profile, type, value, source, message_id]
         self.merges: list[tuple[str, str, str]] = []         # (from, into, message_id)
+        self.merge_counts: dict[str, int] = {}               # profile -> merges it has taken in
         self.counter = 0
 
     def find(self, profile: str) -> str:
@@ -318,8 +323,12 @@ class _Batch:
             adding[id_type] = adding.get(id_type, 0) + 1
         types = set(adding)
         if len(profiles) > 1:
+            if sum(self.merge_count(p) for p in profiles) + len(profiles) - 1 > MAX_MERGES:
+                return False
             for profile in profiles:
                 types.update(self.idset(profile))
+        if new and sum(len(v) for p in profiles for v in self.idset(p).values()) + len(new) > MAX_MAPPINGS:
+            return False
         for id_type in types:
             window = rules.window(id_type)
             total = adding.get(id_type, 0)
@@ -334,6 +343,7 @@ class _Batch:
         self.counter += 1
         self.rank[profile] = _NEW_RANK + self.counter
         self.idsets[profile] = {}
+        self.merge_counts[profile] = 0
         self.new_profiles[profile] = [profile, collection, self.now_iso, self.now_iso, None,
                                       message["messageId"], message["_source"], message["messageId"],
                                       message["_source"]]
@@ -387,7 +397,15 @@ class _Batch:
                 self.new_ids.append([target, key[0], key[1], message["_source"], message["messageId"]])
         return target
 
+    def merge_count(self, profile: str) -> int:
+        count = self.merge_counts.get(profile)
+        if count is None:
+            count = self.merge_counts[profile] = self.conn.execute(
+                "SELECT count(*) FROM engage_merges WHERE into_profile = ?", (profile,)).fetchone()[0]
+        return count
+
     def merge(self, other: str, target: str, message_id: str) -> None:
+        self.merge_counts[target] = self.merge_count(target) + self.merge_count(other) + 1
         self.parent[other] = target
         into = self.idset(target)
         for id_type, values in self.idset(other).items():
@@ -535,6 +553,7 @@ class IdentityResolver:
         conn.execute("DELETE FROM engage_links WHERE profile_id = ?", (other,))
         conn.execute("UPDATE engage_profiles SET merged_into = ? WHERE profile_id = ? OR merged_into = ?",
                      (into, other, other))
+        conn.execute("UPDATE engage_merges SET into_profile = ? WHERE into_profile = ?", (into, other))
         # The survivor is the older profile; it keeps the earliest first message of the two.
         conn.execute(
             "UPDATE engage_profiles SET (created_at, first_message_id, first_source_id) = (SELECT o.created_at,"
