@@ -251,7 +251,8 @@ def create_profile_api_blueprint(sandbox: "Sandbox") -> Blueprint:
     bp = Blueprint("profile_api", __name__)
     api = ProfileApi(sandbox)
 
-    @bp.get("/v1/spaces/<space_id>/collections/<collection>/profiles/<identifier>/<resource>")
+    # <path:…> so that a value with an encoded slash (%2F) still reaches the lookup
+    @bp.get("/v1/spaces/<space_id>/collections/<collection>/profiles/<path:identifier>/<resource>")
     def profile_resource(space_id: str, collection: str, identifier: str, resource: str) -> tuple[Response, int]:
         try:
             api.authenticate(request.headers.get("Authorization"))

@@ -297,3 +297,29 @@ def test_one_batch_resolves_exactly_like_the_same_messages_one_at_a_time(specs: 
             assert all(sum(r["type"] == "user_id" for r in sandbox.engage.external_ids(p)) <= 1 for p in live)
             mapped = sandbox.store.query("SELECT DISTINCT profile_id FROM engage_event_profiles")
             assert {r["profile_id"] for r in mapped} <= set(live)
+
+
+_junk = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=2),
+                  st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+_context = st.fixed_dictionaries({}, optional={
+    "device": st.one_of(_junk, st.fixed_dictionaries({}, optional={
+        "type": st.one_of(_junk, st.sampled_from(["ios", "android", "IOS"])), "id": _junk, "advertisingId": _junk,
+        "adTrackingEnabled": _junk, "token": _junk})),
+    "traits": st.one_of(_junk, st.fixed_dictionaries({}, optional={"email": _junk})),
+    "externalIds": st.one_of(_junk, st.lists(st.one_of(_junk, st.fixed_dictionaries({}, optional={
+        "id": _junk, "type": _junk, "collection": st.one_of(_junk, st.just("users"))})), max_size=3)),
+    "integrations": st.one_of(_junk, st.fixed_dictionaries({}, optional={"Google Analytics": st.one_of(
+        _junk, st.fixed_dictionaries({}, optional={"clientId": _junk}))}))})
+
+
+@settings(max_examples=60)
+@given(st.lists(st.fixed_dictionaries({
+    "type": st.sampled_from(["identify", "track", "page", "group", "alias"]), "userId": st.sampled_from(["u1", "u2"]),
+    "event": st.just("E"), "groupId": st.sampled_from(["g1", "g2"]), "previousId": st.sampled_from(["a1", "u2"]),
+    "context": _context, "traits": st.one_of(st.none(), st.dictionaries(st.text(max_size=3), _junk, max_size=3))}),
+    min_size=1, max_size=6))
+def test_odd_identity_fields_never_break_ingest(messages: list[dict]) -> None:
+    with Sandbox() as sandbox:
+        receipt = sandbox.segment.ingest(messages)
+        attached = sandbox.store.query("SELECT count(*) AS n FROM engage_event_profiles")[0]["n"]
+        assert attached == receipt.accepted  # every accepted message carries user_id u1 or u2

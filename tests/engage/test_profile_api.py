@@ -201,3 +201,9 @@ def test_a_merged_profile_id_still_answers(sandbox: Sandbox, segment: httpx.Clie
 def test_every_answer_carries_a_request_id(segment: httpx.Client, jane: str) -> None:
     assert _get(segment, f"{BASE}/user_id:u1/metadata").headers["Request-Id"]
     assert _get(segment, f"{BASE}/user_id:zz/metadata").headers["Request-Id"]
+
+
+def test_identifiers_with_encoded_characters(sandbox: Sandbox, segment: httpx.Client) -> None:
+    sandbox.segment.ingest({"type": "identify", "userId": "a/b+c d", "traits": {"ok": True}})
+    response = _get(segment, f"{BASE}/user_id:a%2Fb%2Bc%20d/traits")
+    assert response.status_code == 200 and response.json()["traits"] == {"ok": True}
