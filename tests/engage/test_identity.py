@@ -221,6 +221,14 @@ def test_computed_traits_and_audiences_are_not_overwritten_by_identify(sandbox: 
         sandbox.engage.set_trait(profile, "x", 1, "weird")
 
 
+def test_traits_can_be_written_in_bulk_for_many_profiles(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest([{"type": "identify", "userId": f"u{n}"} for n in range(3)])
+    ids = sandbox.engage.profile_ids()
+    sandbox.engage.set_traits({p: {"orders": n, "tier": "gold"} for n, p in enumerate(ids)}, "computed_trait")
+    assert [sandbox.engage.traits(p, "computed_trait") for p in ids] == [
+        {"orders": n, "tier": "gold"} for n in range(3)]
+
+
 def test_an_identify_with_300_traits_does_not_reach_the_profile(sandbox: Sandbox) -> None:
     sandbox.segment.ingest({"type": "identify", "userId": "u1", "traits": {f"t{i}": i for i in range(300)}})
     assert sandbox.engage.resolve("user_id:u1") is None

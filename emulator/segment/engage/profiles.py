@@ -95,6 +95,21 @@ def set_trait(store: "Store", profile_id: str, key: str, value: Any, cls: str, *
             " message_seq = NULL", (profile_id, key, _dumps(value), cls, source_id, updated_at))
 
 
+def set_traits(store: "Store", values: dict[str, dict[str, Any]], cls: str, *, source_id: str | None,
+               updated_at: str) -> None:
+    """Bulk form of `set_trait`: `{profile_id: {key: value}}` in one statement (batch computations)."""
+    if cls not in TRAIT_CLASSES:
+        raise ValueError(f"trait class must be one of {', '.join(TRAIT_CLASSES)}, not {cls!r}")
+    rows = [(profile_id, key, _dumps(value), cls, source_id, updated_at)
+            for profile_id, traits in values.items() for key, value in traits.items()]
+    with store.transaction() as conn:
+        conn.executemany(
+            "INSERT INTO engage_traits (profile_id, key, value, class, source_id, updated_at, message_seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (profile_id, key) DO UPDATE SET value = excluded.value,"
+            " class = excluded.class, source_id = excluded.source_id, updated_at = excluded.updated_at,"
+            " message_seq = NULL", rows)
+
+
 def delete_trait(store: "Store", profile_id: str, key: str) -> bool:
     with store.transaction() as conn:
         return conn.execute("DELETE FROM engage_traits WHERE profile_id = ? AND key = ?", (profile_id, key)).rowcount > 0

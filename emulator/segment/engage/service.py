@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...clock import iso
 from . import profiles as _profiles
+from .computations import Computations
 from .identity import IdentityResolver, extract_ids
 
 if TYPE_CHECKING:
@@ -18,6 +19,8 @@ class EngageSpace:
         self.identity = IdentityResolver(sandbox)
         sandbox.segment.tracking.listeners.append(self.identity)
         sandbox.on_configure(self.identity.configure)
+        # Audiences and computed traits run after identity resolution, in the same transaction.
+        self.computations = Computations(sandbox)
 
     @property
     def space_id(self) -> str:
@@ -80,6 +83,11 @@ class EngageSpace:
             raise KeyError(f"no such profile: {profile_id}")
         _profiles.set_trait(self.sandbox.store, live, key, value, cls, source_id=source_id,
                             updated_at=iso(self.sandbox.clock.now()))
+
+    def set_traits(self, values: dict[str, dict[str, Any]], cls: str, *, source_id: str | None = None) -> None:
+        """Many traits at once: `{profile_id: {key: value}}` (live profile ids, e.g. from `profile_ids()`)."""
+        _profiles.set_traits(self.sandbox.store, values, cls, source_id=source_id,
+                             updated_at=iso(self.sandbox.clock.now()))
 
     def delete_trait(self, profile_id: str, key: str) -> bool:
         live = _profiles.live_profile(self.sandbox.store, profile_id) or profile_id
