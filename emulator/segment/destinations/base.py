@@ -147,7 +147,13 @@ def parse_date(value: Any) -> datetime | None:
             return None
     if not isinstance(value, str):
         return None
-    match = _DAYJS_PARSE.match(value)
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    except ValueError:
+        pass
+    # dayjs only tries its own pattern on strings not ending in Z (and skipping it avoids slow backtracking).
+    match = None if value[-1:] in ("z", "Z") else _DAYJS_PARSE.match(value)
     if match:
         y, mo, d, h, mi, s, ms = match.groups()
         try:
@@ -155,11 +161,6 @@ def parse_date(value: Any) -> datetime | None:
                             int((ms or "0")[:3].ljust(3, "0")) * 1000, tzinfo=timezone.utc)
         except ValueError:
             return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("z", "Z"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    except ValueError:
-        pass
     try:
         return parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -238,12 +239,15 @@ _FORMATS = {
 
 def _schema_types(spec: dict) -> list[str]:
     """JSON-schema type list of a field definition (fields-to-jsonschema.ts)."""
-    base = spec["type"]
-    types = {"password": ["string"], "text": ["string"], "datetime": ["string", "number"]}.get(base, [base])
     if spec.get("multiple"):
         return ["array"]
+    base = spec["type"]
+    if base == "datetime":
+        types = ["string", "number"]
+    else:
+        types = ["string" if base in ("password", "text") else base]
     if spec.get("allowNull"):
-        types = types + ["null"]
+        types.append("null")
     return types
 
 
@@ -440,11 +444,11 @@ def _check_value(value: Any, spec: dict, path: str, errors: list[str]) -> Any:
                       f"{_humanize_list(types, 'or')} but it was {_js_type(value)}.")
         return value
     choices = spec.get("choices")
-    if choices is not None and not spec.get("multiple"):
-        allowed = list(dict.fromkeys(c["value"] if isinstance(c, dict) else c for c in choices))
-        if spec.get("allowNull"):
-            allowed.append(None)
-        if value not in allowed:
+    if choices is not None and not spec.get("multiple") and not (value is None and spec.get("allowNull")):
+        if value not in choices or isinstance(value, bool):
+            allowed = list(dict.fromkeys(c["value"] if isinstance(c, dict) else c for c in choices))
+            if spec.get("allowNull"):
+                allowed.append(None)
             listed = _humanize_list([json.dumps(a) for a in allowed], "or")
             errors.append(f"{_preamble(path, title)} must be one of: {listed}.")
     if isinstance(value, list) and spec.get("multiple"):

@@ -9,6 +9,7 @@ sends, while `null` survives (and means "remove" at Braze). `UNDEFINED` stands f
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Callable
 
 
@@ -44,9 +45,8 @@ def get(obj: Any, path: str) -> Any:
     """
     if path in ("", "."):
         return obj
-    keys = [k.replace("'", "").replace('"', "") for k in re.split(r"\[(?=[\"'\d])|\.|(?<=[\"'\d])\]+", path) if k]
     current = obj
-    for key in keys:
+    for key in _path_keys(path):
         if not truthy(current):
             return current
         if isinstance(current, dict):
@@ -61,22 +61,32 @@ def get(obj: Any, path: str) -> Any:
     return current
 
 
-def _is_directive(mapping: Any) -> bool:
-    if not isinstance(mapping, dict):
-        return False
-    keys = list(mapping)
-    return any(k.startswith("@") for k in keys) and all(k.startswith("@") or k == "_metadata" for k in keys)
+@lru_cache(maxsize=1024)
+def _path_keys(path: str) -> tuple[str, ...]:
+    """get.ts splits on `.`, `[` before a quote or digit, and `]` after one; quotes are dropped."""
+    parts = re.split(r"\[(?=[\"'\d])|\.|(?<=[\"'\d])\]+", path)
+    return tuple(k.replace("'", "").replace('"', "") for k in parts if k)
+
+
+def _is_directive(mapping: dict) -> bool:
+    has_directive = False
+    for key in mapping:
+        if key[:1] == "@":
+            has_directive = True
+        elif key != "_metadata":
+            return False
+    return has_directive
 
 
 def resolve(mapping: Any, payload: Any) -> Any:
     """Resolve a mapping (literals, objects, arrays and the directives `@path`, `@if`, `@arrayPath`)."""
-    if _is_directive(mapping):
-        name = next(k for k in mapping if k.startswith("@"))
-        return _DIRECTIVES[name](mapping[name], payload)
+    if isinstance(mapping, dict):
+        if _is_directive(mapping):
+            name = next(k for k in mapping if k.startswith("@"))
+            return _DIRECTIVES[name](mapping[name], payload)
+        return {key: resolve(value, payload) for key, value in mapping.items()}
     if isinstance(mapping, list):
         return [resolve(item, payload) for item in mapping]
-    if isinstance(mapping, dict):
-        return {key: resolve(value, payload) for key, value in mapping.items()}
     return mapping
 
 
