@@ -277,11 +277,22 @@ def test_cohort_call_failure_fails_every_event_of_the_batch() -> None:
 
 
 def test_refusal_is_an_exception_with_segment_status_and_code() -> None:
-    preset = braze_cloud.preset_by_name("Track Calls")
     with pytest.raises(DestinationRefusal) as info:
-        braze_cloud.map_event({"type": "track", "event": "X", "anonymousId": "a",
-                               "receivedAt": "2026-11-20T10:00:00Z"}, preset, SETTINGS)
+        braze_cloud.track_event({"type": "track", "event": "X", "anonymousId": "a",
+                                 "receivedAt": "2026-11-20T10:00:00Z"}, SETTINGS)
     assert (info.value.status, info.value.code) == (400, "Missing required fields")
+    with pytest.raises(DestinationRefusal) as info:
+        braze_cloud.track_purchase({"type": "track", "event": "Order Completed", "userId": "u",
+                                    "receivedAt": "2026-11-20T10:00:00Z"}, SETTINGS)
+    assert (info.value.status, info.value.code, info.value.message) == (
+        400, "PAYLOAD_VALIDATION_FAILED", "The root value is missing the required field 'products'.")
+
+
+def test_per_action_functions_give_the_braze_object() -> None:
+    assert braze_cloud.update_user_profile({"type": "identify", "userId": "u", "traits": {"gender": "woman"}},
+                                           SETTINGS) == {"external_id": "u", "gender": "F", "_update_existing_only": False}
+    viewed = braze_cloud.ecommerce_event(_viewed("u1"), SETTINGS, "Product Viewed (beta)")
+    assert viewed["name"] == "ecommerce.product_viewed" and viewed["properties"]["product_id"] == "p"
 
 
 # -- rules checked case by case with /work/shared/tools/segment-destination-oracle (Segment's package 3.497.0) --------

@@ -11,6 +11,9 @@ Two preset sets (SPEC.md "Segment destinations"):
 
 A batch of one event goes through the action's `perform`, a larger one through `performBatch` (they differ in small,
 visible ways: error codes, `X-Braze-Batch` on ecommerce batches, whether per-item errors in a 2xx answer count).
+
+Settings: `api_key`, `endpoint`, `app_id` (optional), `preset_set` ("classic" | "current", default classic) and
+`update_existing_only` (the V2 actions' "update" sync mode: every object carries `_update_existing_only: true`).
 """
 from __future__ import annotations
 
@@ -534,6 +537,26 @@ def map_event(event: dict, preset: Preset, settings: dict, single: bool = True) 
     payload = check_payload(transform(preset.mapping, event), ACTION_FIELDS[preset.action], single)
     objects = _objects(preset.action, payload, settings, single, bool(settings.get("update_existing_only")))
     return [js_key_order(remove_undefined(obj)) for obj in objects]
+
+
+def update_user_profile(event: dict, settings: dict) -> dict:
+    """The `attributes[]` object of an identify (Identify Calls preset), or `DestinationRefusal`."""
+    return map_event(event, preset_by_name("Identify Calls"), settings)[0]
+
+
+def track_event(event: dict, settings: dict) -> dict:
+    """The `events[]` object of a track (Track Calls preset), or `DestinationRefusal`."""
+    return map_event(event, preset_by_name("Track Calls"), settings)[0]
+
+
+def track_purchase(event: dict, settings: dict) -> list[dict]:
+    """The `purchases[]` objects of an Order Completed, one per product (classic preset), or `DestinationRefusal`."""
+    return map_event(event, preset_by_name("Order Completed Calls"), settings)
+
+
+def ecommerce_event(event: dict, settings: dict, preset_name: str = "Order Placed (beta)") -> dict:
+    """The `events[]` object of a `current` ecommerce preset (e.g. "Product Viewed (beta)"), or `DestinationRefusal`."""
+    return map_event(event, preset_by_name(preset_name, "current"), settings)[0]
 
 
 def js_key_order(value: Any) -> Any:

@@ -3,6 +3,10 @@
 Mirrors `@segment/action-destinations` 3.497.0 `destinations/braze-cohorts` (action `syncAudiences`): per batch
 (batch keys `cohort_name`, `cohort_id`) an optional create call `POST /partners/segment/cohorts`, then one
 `POST /partners/segment/cohorts/users` with an add block and/or a remove block.
+
+Settings: `client_secret`, `endpoint`, `personas_audience_key` (the mapping's hard-coded audience key),
+`partner_api_key` (optional: Segment reads it from an env var and omits it when unset), `subscription` (the trigger,
+default `event = "Audience Entered" or event = "Audience Exited"`) and `mapping` (field overrides, e.g. `device_id`).
 """
 from __future__ import annotations
 
