@@ -298,5 +298,14 @@ CREATE TABLE destination_state (
 );
 """))
 
+MIGRATIONS.append((5, "engage: evaluation indexes", """
+-- Engage audiences and computed traits read a stream of events by name (and time window) for all profiles at once.
+-- The expression is the query language's event name (emulator/segment/engage/compute.py EVENT_NAME_SQL):
+-- a track's event, 'Page Viewed' for page calls, 'Screen Viewed' for screen calls.
+CREATE INDEX segment_events_engage_name ON segment_events(
+    (CASE type WHEN 'track' THEN event WHEN 'page' THEN 'Page Viewed' WHEN 'screen' THEN 'Screen Viewed' END),
+    timestamp);
+"""))
+
 # Tables that hold configuration-independent bookkeeping and survive reset().
 KEPT_ON_RESET = {"schema_version", "meta"}

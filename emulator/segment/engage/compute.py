@@ -1,0 +1,528 @@
+"""Evaluate Engage audiences and computed traits: one parameterized SQL statement per definition.
+
+Facts: reference/segment-query-language.md §2.3 (functions), §3 (semantics); decisions: SPEC.md §2 "Engage".
+`Evaluator.evaluate(query, at=...)` compiles the query's AST (query.py) once (cached per Query object and
+population kind) into a statement of the form
+
+    WITH P(pid) AS (<the profiles asked about>),
+         S1(pid, v, c) AS MATERIALIZED (<one reducer over one event stream, grouped by profile>), ...
+    SELECT P.pid, <the definition as an expression over S1.., traits and correlated sub-queries>
+    FROM P LEFT JOIN S1 ON S1.pid = P.pid ...
+
+A stream at the top of the definition becomes a grouped CTE: in batch (`profile_ids=None`) it reads the matching
+events through the `segment_events_engage_name` index (event name, timestamp) for all profiles at once; for a handful
+of profiles (realtime) it starts from those profiles' events instead (engage_event_profiles(profile_id, seq)).
+Streams nested in where() (funnels, `NOT event(..).count() >= 1` inside where) and streams under ANY/ALL are
+correlated sub-queries. Time bounds depend on `at` and are bound as parameters on every call.
+
+Values: every property/trait value is carried as JSON text (`message -> '$.properties.x'`) so a trait's result keeps
+its JSON type, and compared through `_cmp()`, which maps JSON true/false to the strings 'true'/'false' (the docs
+compare `trait('VIP') = 'true'`, and audience membership is stored as JSON true) and everything else to its SQL value.
+A comparison whose value is missing is false (`differs`: "only returns true if the value exists"), so NOT of it is
+true. Numbers and strings never compare with <, >: `property('price') > 100` is false for the string '150'.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ...clock import iso
+from .durations import Duration
+from .query import (Aggregation, AllUsers, And, AnyUser, Between, Comparison, ContextRef, EventStream, ExpiresAfter,
+                    Literal, Node, Not, Or, PropertyRef, Query, QueryError, TraitRef, Within, iter_nodes)
+
+if TYPE_CHECKING:
+    from ...store import Store
+
+__all__ = ["DEFAULT_EXTERNAL_ID_TYPES", "ANONYMOUS_EXTERNAL_ID_TYPES", "Evaluator", "QueryError", "EVENT_NAME_SQL"]
+
+#: reference §1.4: an audience counts a profile only when it has one of these ids (anonymous users excluded) ...
+DEFAULT_EXTERNAL_ID_TYPES = ("user_id", "email", "android.idfa", "ios.idfa")
+#: ... or, with "include anonymous users", one of these.
+ANONYMOUS_EXTERNAL_ID_TYPES = DEFAULT_EXTERNAL_ID_TYPES + ("anonymous_id",)
+
+#: The name an event has in the query language: a track's event; page and screen calls are `Page Viewed` /
+#: `Screen Viewed` (docs src/engage/audiences/index.md). Identify, group and alias calls are not events.
+#: Migration 5 indexes exactly this expression (with `timestamp`), so it must stay textually identical.
+EVENT_NAME_SQL = ("CASE {e}.type WHEN 'track' THEN {e}.event WHEN 'page' THEN 'Page Viewed'"
+                  " WHEN 'screen' THEN 'Screen Viewed' END")
+_PAGE_NAMES = {"Page Viewed": ("name", "page_name"), "Screen Viewed": ("name", "screen_name")}
+
+_NUMERIC = "('integer','real')"
+
+
+def _cmp(j: str) -> str:
+    """JSON text -> comparable SQL value: JSON booleans as 'true'/'false', null as NULL, the rest as SQL values."""
+    return f"(CASE WHEN {j} IN ('true','false') THEN {j} ELSE json_extract({j}, '$') END)"
+
+
+def _json_path(node: Node, prefix: tuple[str, ...], path: tuple[str, ...]) -> str:
+    parts = prefix + path
+    for part in parts:
+        if '"' in part or not part:
+            raise _error(node, f"cannot read the name {'.'.join(path)!r}: an empty segment or a double quote in a "
+                               f"name is not supported by this emulator")
+    return "$" + "".join(f'."{part}"' for part in parts)
+
+
+def _error(node: Node | None, message: str) -> QueryError:
+    pos = getattr(node, "pos", None)
+    return QueryError(pos.line if pos else 1, pos.column if pos else 1, message, [])
+
+
+def _unsupported(node: Node | None, what: str) -> QueryError:
+    return _error(node, f"{what} is not supported by this emulator's Engage evaluation")
+
+
+@dataclass
+class _Val:
+    """A compiled scalar: `sql` and what it holds: 'num' (an SQL number or NULL), 'json' (JSON text or NULL),
+    'cmp' (an already comparable SQL value), or 'lit' (a literal, `value` its Python value)."""
+
+    sql: str
+    kind: str
+    value: Any = None
+    node: Node | None = None
+
+    @property
+    def cmp(self) -> str:
+        return _cmp(self.sql) if self.kind == "json" else self.sql
+
+    @property
+    def json(self) -> str:
+        if self.kind == "json":
+            return self.sql
+        return f"json_quote({self.sql})"
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind == "num" or (self.kind == "lit" and isinstance(self.value, (int, float))
+                                      and not isinstance(self.value, bool))
+
+
+@dataclass
+class _Scope:
+    profile: str                                  # SQL giving the profile id the expression is about
+    events: tuple[tuple[str, EventStream], ...] = ()  # enclosing event aliases, innermost last
+    top: bool = True                              # user-scope top level: streams become grouped CTEs
+
+
+@dataclass
+class _Compiled:
+    sql: str
+    static: dict[str, Any]
+    dynamic: list[tuple[str, Callable[[datetime], Any]]]
+    kind: str  # "audience" (bool) | "trait" (JSON text)
+    collection: str
+    list_result: bool
+
+
+@dataclass
+class _Compiler:
+    query: Query
+    realtime: bool
+    static: dict[str, Any] = field(default_factory=dict)
+    dynamic: list[tuple[str, Callable[[datetime], Any]]] = field(default_factory=list)
+    ctes: list[str] = field(default_factory=list)
+    joins: list[str] = field(default_factory=list)
+    counter: int = 0
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+    def next(self) -> int:
+        self.counter += 1
+        return self.counter
+
+    def param(self, value: Any) -> str:
+        name = f"p{self.next()}"
+        self.static[name] = value
+        return f":{name}"
+
+    def at_param(self, fn: Callable[[datetime], Any]) -> str:
+        name = f"d{self.next()}"
+        self.dynamic.append((name, fn))
+        return f":{name}"
+
+    def at_minus(self, duration: Duration) -> str:
+        delta = duration.timedelta
+        return self.at_param(lambda at: iso(at - delta))
+
+    def at_plus(self, duration: Duration) -> str:
+        delta = duration.timedelta
+        return self.at_param(lambda at: iso(at + delta))
+
+    # -- entry ------------------------------------------------------------------------------------------------
+    def compile(self) -> _Compiled:
+        root = self.query.root
+        account = any(isinstance(n, (AnyUser, AllUsers)) for n in iter_nodes(root))
+        collection = "accounts" if account else "users"
+        scope = _Scope("P.pid", top=not account)
+        boolean = self.query.result_type == "boolean"
+        if boolean:
+            value = f"coalesce({self.boolean(root, scope)}, 0)"
+        else:
+            value = self.scalar(root, scope).json
+        if self.realtime:
+            # driven by the ids (primary-key lookups), never by a scan of the collection
+            population = ("SELECT DISTINCT p.profile_id FROM json_each(:ids) j CROSS JOIN engage_profiles p"
+                          " ON p.profile_id = j.value WHERE p.collection = :collection AND p.merged_into IS NULL")
+        else:
+            population = ("SELECT profile_id FROM engage_profiles WHERE collection = :collection"
+                          " AND merged_into IS NULL")
+        if account:
+            # Account profiles hold group_id only: the identifier rule applies to users (docs: audiences of
+            # users with user_id/email/idfa); an account is considered when it exists.
+            considered = "1"
+        else:
+            considered = ("(:types IS NULL OR EXISTS (SELECT 1 FROM engage_external_ids x WHERE x.profile_id = P.pid"
+                          " AND x.type IN (SELECT value FROM json_each(:types))))")
+        otherwise = "0" if boolean else "NULL"
+        ctes = ",\n".join([f"P(pid) AS ({population})"] + self.ctes)
+        joins = "".join(f"\n{j}" for j in self.joins)
+        sql = (f"WITH {ctes}\nSELECT P.pid, CASE WHEN {considered} THEN {value} ELSE {otherwise} END"
+               f"\nFROM P{joins}")
+        list_result = isinstance(root, Aggregation) and root.function == "unique"
+        return _Compiled(sql, self.static, self.dynamic, "audience" if boolean else "trait", collection,
+                         list_result)
+
+    # -- booleans ---------------------------------------------------------------------------------------------
+    def boolean(self, node: Node, scope: _Scope) -> str:
+        if isinstance(node, And):
+            return "(" + " AND ".join(self.boolean(op, scope) for op in node.operands) + ")"
+        if isinstance(node, Or):
+            return "(" + " OR ".join(self.boolean(op, scope) for op in node.operands) + ")"
+        if isinstance(node, Not):
+            return f"(NOT {self.boolean(node.operand, scope)})"
+        if isinstance(node, (AnyUser, AllUsers)):
+            k = self.next()
+            inner = self.boolean(node.operand, _Scope(f"l{k}.profile_id", scope.events, top=False))
+            links = f"SELECT 1 FROM engage_links l{k} WHERE l{k}.account_id = {scope.profile}"
+            if isinstance(node, AnyUser):
+                return f"EXISTS ({links} AND {inner})"
+            # ALL over an account without users is vacuously true (no user fails the condition).
+            return f"(NOT EXISTS ({links} AND NOT {inner}))"
+        if isinstance(node, Comparison):
+            return f"coalesce({self.comparison(node, scope)}, 0)"
+        raise _error(node, f"{self.query.source(node) or type(node).__name__} is not a condition")
+
+    def comparison(self, node: Comparison, scope: _Scope) -> str:
+        op = node.operator
+        subject = self.scalar(node.subject, scope)
+        s = subject.cmp
+        arg = node.argument
+        if op == "exists":
+            return f"({s} IS NOT NULL)"
+        if op == "absent":
+            return f"({s} IS NULL)"
+        if op in ("within_last", "within_next", "before_last", "after_next"):
+            return self.relative(op, s, arg)
+        if op in ("contains", "omits", "one_of", "none_of"):
+            values = [self.scalar(v, scope) for v in arg]
+            if op in ("one_of", "none_of"):
+                listed = ", ".join(v.cmp for v in values)
+                if op == "one_of":
+                    return f"({s} IN ({listed}))"
+                return f"({s} IS NOT NULL AND {s} NOT IN ({listed}))"
+            text = f"CAST({s} AS TEXT)"
+            found = " OR ".join(f"instr({text}, CAST({v.cmp} AS TEXT)) > 0" for v in values)
+            if op == "contains":
+                return f"({s} IS NOT NULL AND ({found}))"
+            return f"(NOT coalesce({s} IS NOT NULL AND ({found}), 0))"
+        value = self.scalar(arg, scope)
+        a = value.cmp
+        if op == "equals":
+            return f"({s} = {a})"
+        if op == "differs":
+            return f"({s} IS NOT NULL AND {s} <> {a})"
+        if op in ("starts_with", "ends_with"):
+            text = f"CAST({s} AS TEXT)"
+            needle = f"CAST({a} AS TEXT)"
+            if op == "starts_with":
+                return f"({s} IS NOT NULL AND substr({text}, 1, length({needle})) = {needle})"
+            return f"({s} IS NOT NULL AND (length({needle}) = 0 OR substr({text}, -length({needle})) = {needle}))"
+        if op in ("before_date", "after_date"):
+            sign = "<" if op == "before_date" else ">"
+            return f"(typeof({s}) = 'text' AND julianday({s}) {sign} julianday({a}))"
+        sign = {"greater_than": ">", "at_least": ">=", "less_than": "<", "at_most": "<="}.get(op)
+        if sign is None:
+            raise _unsupported(node, f"the comparator {op}()")
+        if value.kind == "lit" and isinstance(value.value, (date, datetime)):
+            return f"(typeof({s}) = 'text' AND julianday({s}) {sign} julianday({a}))"
+        if subject.numeric and value.numeric:
+            return f"({s} {sign} {a})"
+        if value.numeric:
+            return f"(typeof({s}) IN {_NUMERIC} AND {s} {sign} {a})"
+        if value.kind == "lit" and isinstance(value.value, str):
+            return f"(typeof({s}) = 'text' AND {s} {sign} {a})"
+        # Two values known only at evaluation: compare when both are numbers or both are not.
+        return (f"((typeof({s}) IN {_NUMERIC}) = (typeof({a}) IN {_NUMERIC}) AND {s} {sign} {a})")
+
+    def relative(self, op: str, s: str, duration: Any) -> str:
+        """docs: within_last = "between today and the past d days - inclusive"; "today" is when Segment computes.
+        With days the comparison is by calendar date (UTC), with hours by instant."""
+        if not isinstance(duration, Duration):
+            raise _error(None, f"{op}() needs a duration such as 7 days")
+        at = self.at_param(iso)
+        if op in ("within_last", "before_last"):
+            bound = self.at_minus(duration)
+        else:
+            bound = self.at_plus(duration)
+        fn = "date" if duration.unit == "day" else "julianday"
+        x, b, now = f"{fn}({s})", f"{fn}({bound})", f"{fn}({at})"
+        check = {"within_last": f"{x} BETWEEN {b} AND {now}", "within_next": f"{x} BETWEEN {now} AND {b}",
+                 "before_last": f"{x} <= {b}", "after_next": f"{x} >= {b}"}[op]
+        return f"(typeof({s}) = 'text' AND {check})"
+
+    # -- scalars ----------------------------------------------------------------------------------------------
+    def scalar(self, node: Any, scope: _Scope) -> _Val:
+        if isinstance(node, Literal):
+            return self.literal(node)
+        if isinstance(node, TraitRef):
+            path = _json_path(node, (), node.path[1:])
+            key = self.param(node.key)
+            j = "value" if path == "$" else f"(value -> {self.param(path)})"
+            return _TraitVal(node, scope, key, j)
+        if isinstance(node, (PropertyRef, ContextRef)):
+            return self.event_field(node, scope)
+        if isinstance(node, Aggregation):
+            return self.aggregation(node, scope)
+        raise _error(node, f"{self.query.source(node) or type(node).__name__} is not a value")
+
+    def literal(self, node: Literal) -> _Val:
+        value = node.value
+        if isinstance(value, bool):
+            bound = "true" if value else "false"
+        elif isinstance(value, datetime):
+            bound = iso(value.astimezone(timezone.utc))
+        elif isinstance(value, date):
+            bound = value.isoformat()
+        else:
+            bound = value
+        return _Val(self.param(bound), "lit", value, node)
+
+    def event_field(self, node: PropertyRef | ContextRef, scope: _Scope) -> _Val:
+        if not scope.events:
+            raise _error(node, f"{self.query.source(node)} reads an event: only valid inside where() or a reducer")
+        if isinstance(node, PropertyRef) and node.parent:
+            if len(scope.events) < 2:
+                raise _error(node, f"{self.query.source(node)} needs a parent event (a funnel)")
+            alias, stream = scope.events[-2]
+        else:
+            alias, stream = scope.events[-1]
+        return _Val(self.field_json(node, alias, stream), "json", node=node)
+
+    def field_json(self, node: PropertyRef | ContextRef, alias: str, stream: EventStream) -> str:
+        if isinstance(node, ContextRef):
+            return f"({alias}.message -> {self.param(_json_path(node, ('context',), node.path))})"
+        j = f"({alias}.message -> {self.param(_json_path(node, ('properties',), node.path))})"
+        if len(node.path) == 1 and node.path[0] in _PAGE_NAMES.get(stream.name, ()):
+            # a page/screen call's name is a field of the call, shown as page_name/screen_name in the builder
+            # (reference segment-api.md §2.3); analytics.js also copies it into properties.name.
+            j = f"coalesce({j}, ({alias}.message -> '$.name'))"
+        return j
+
+    # -- streams ----------------------------------------------------------------------------------------------
+    def stream_conditions(self, stream: EventStream, alias: str, scope: _Scope) -> list[str]:
+        if stream.source != "event":
+            raise _error(stream, f"{stream.source}('{stream.name}'): entity() belongs to Linked Audiences, which "
+                                 f"this emulator does not support")
+        conds = [f"{EVENT_NAME_SQL.format(e=alias)} = {self.param(stream.name)}",
+                 f"(:since IS NULL OR {alias}.received_at >= :since)"]
+        window = stream.window
+        if isinstance(window, Within):
+            if window.parent:
+                if not scope.events:
+                    raise _error(window, "within(parent: ...) needs a parent event (a funnel)")
+                parent = scope.events[-1][0]
+                seconds = self.param(f"+{window.duration.seconds} seconds")
+                # funnel: strictly after the parent event, and no later than the duration after it
+                conds.append(f"({alias}.timestamp > {parent}.timestamp OR ({alias}.timestamp = {parent}.timestamp"
+                             f" AND {alias}.seq > {parent}.seq))")
+                conds.append(f"{alias}.timestamp <= strftime('%Y-%m-%dT%H:%M:%fZ', {parent}.timestamp, {seconds})")
+            else:
+                conds.append(f"{alias}.timestamp >= {self.at_minus(window.duration)}")
+        elif isinstance(window, Between):
+            conds.append(f"{alias}.timestamp BETWEEN {self.at_minus(window.end)} AND {self.at_minus(window.start)}")
+        elif isinstance(window, ExpiresAfter):
+            raise _unsupported(window, f"expires_after() (session windows)")
+        elif window is not None:
+            raise _unsupported(window, type(window).__name__)
+        if stream.exclude_sources:
+            listed = ", ".join(self.param(s) for s in stream.exclude_sources)
+            conds.append(f"{alias}.source NOT IN ({listed})")
+        if stream.where is not None:
+            inner = _Scope(f"ep{alias[1:]}.profile_id", scope.events + ((alias, stream),), top=False)
+            conds.append(self.boolean(stream.where, inner))
+        return conds
+
+    def reducer(self, agg: Aggregation, alias: str, stream: EventStream) -> tuple[str, str, str | None]:
+        """(aggregate SQL over the stream's rows, kind 'num'|'json', non-null JSON of the argument or None)."""
+        fn = agg.function
+        if fn == "count":
+            return "count(*)", "num", None
+        arg = agg.argument
+        if arg is None:
+            raise _error(agg, f"{fn}() needs property('...')")
+        j = self.field_json(arg, alias, stream)
+        if fn in ("sum", "avg") or (fn in ("min", "max") and (agg.as_type or "number") == "number"):
+            # docs: aggregations use "only ... event properties that have a numeric value"
+            raw = f"CASE WHEN json_type({j}) IN {_NUMERIC} THEN json_extract({j}, '$') END"
+            return f"{fn}({raw})", "num", j
+        if fn in ("min", "max"):  # as string: lexicographic over every scalar value
+            raw = f"CASE WHEN json_type({j}) NOT IN ('null','object','array') THEN CAST({_cmp(j)} AS TEXT) END"
+            return f"json_quote({fn}({raw}))", "json", j
+        if fn in ("first", "last"):
+            # the value of the earliest / latest event (timestamp, then arrival) that has one
+            key = f"{alias}.timestamp || printf('%015d', {alias}.seq) || {j}"
+            pick = "min" if fn == "first" else "max"
+            return f"substr({pick}(CASE WHEN coalesce({j}, 'null') <> 'null' THEN {key} END), 40)", "json", j
+        if fn == "unique":
+            return f"('[' || group_concat(DISTINCT NULLIF({j}, 'null')) || ']')", "json", j
+        if fn == "unique_count":
+            return f"count(DISTINCT NULLIF({j}, 'null'))", "num", j
+        raise _unsupported(agg, f"the reducer {fn}()")
+
+    def aggregation(self, agg: Aggregation, scope: _Scope) -> _Val:
+        stream = agg.stream
+        k = self.next()
+        e, ep = f"e{k}", f"ep{k}"
+        if agg.function == "mode" and agg.as_type == "array":
+            raise _unsupported(agg, "mode(... as array)")
+        if scope.top:
+            return self.stream_cte(agg, scope, k)
+        conds = [f"{ep}.profile_id = {scope.profile}"] + self.stream_conditions(stream, e, scope)
+        source = f"engage_event_profiles {ep} CROSS JOIN segment_events {e} ON {e}.seq = {ep}.seq"
+        where = " AND ".join(conds)
+        if agg.function == "mode":
+            j = self.field_json(agg.argument, e, stream)
+            freq = self.param(agg.min_frequency or 1)
+            inner = (f"SELECT {j} AS j, count(*) AS n FROM {source} WHERE {where} AND coalesce({j}, 'null') <> 'null'"
+                     f" GROUP BY 1")
+            sql = f"(SELECT j FROM ({inner}) WHERE n >= {freq} ORDER BY n DESC, CAST({_cmp('j')} AS TEXT) LIMIT 1)"
+            return _Val(sql, "json", node=agg)
+        expr, kind, _ = self.reducer(agg, e, stream)
+        return _Val(f"(SELECT {expr} FROM {source} WHERE {where})", kind, node=agg)
+
+    def stream_cte(self, agg: Aggregation, scope: _Scope, k: int) -> _Val:
+        """A top-level stream as a grouped CTE S<k>(pid, v, c) joined to P."""
+        stream = agg.stream
+        e, ep = f"e{k}", f"ep{k}"
+        conds = self.stream_conditions(stream, e, scope)
+        if self.realtime:
+            source = (f"P CROSS JOIN engage_event_profiles {ep} ON {ep}.profile_id = P.pid"
+                      f" CROSS JOIN segment_events {e} ON {e}.seq = {ep}.seq")
+        else:
+            source = f"segment_events {e} CROSS JOIN engage_event_profiles {ep} ON {ep}.seq = {e}.seq"
+        where = " AND ".join(conds)
+        name = f"S{k}"
+        if agg.function == "mode":
+            j = self.field_json(agg.argument, e, stream)
+            freq = self.param(agg.min_frequency or 1)
+            # docs: "most frequent value"; tie -> "first alphabetical value" (computed-traits.md)
+            counted = (f"SELECT {ep}.profile_id AS pid, {j} AS j, count(*) AS n FROM {source} WHERE {where}"
+                       f" AND coalesce({j}, 'null') <> 'null' GROUP BY 1, 2")
+            ranked = (f"SELECT pid, j, row_number() OVER (PARTITION BY pid ORDER BY n DESC,"
+                      f" CAST({_cmp('j')} AS TEXT)) AS rn FROM ({counted}) WHERE n >= {freq}")
+            body = f"SELECT pid, j AS v, {_cmp('j')} AS c FROM ({ranked}) WHERE rn = 1"
+            kind = "json"
+        else:
+            expr, kind, _ = self.reducer(agg, e, stream)
+            if kind == "json":
+                body = (f"SELECT pid, v, {_cmp('v')} AS c FROM (SELECT {ep}.profile_id AS pid, {expr} AS v"
+                        f" FROM {source} WHERE {where} GROUP BY {ep}.profile_id)")
+            else:
+                body = f"SELECT {ep}.profile_id AS pid, {expr} AS v, NULL AS c FROM {source} WHERE {where} GROUP BY 1"
+        self.ctes.append(f"{name}(pid, v, c) AS MATERIALIZED ({body})")
+        self.joins.append(f"LEFT JOIN {name} ON {name}.pid = P.pid")
+        if agg.function in ("count", "unique_count"):
+            return _Val(f"coalesce({name}.v, 0)", "num", node=agg)
+        if kind == "json":
+            return _CteVal(f"{name}.v", "json", node=agg, comparable=f"{name}.c")
+        return _Val(f"{name}.v", kind, node=agg)
+
+
+class _CteVal(_Val):
+    def __init__(self, sql: str, kind: str, *, node: Node, comparable: str) -> None:
+        super().__init__(sql, kind, node=node)
+        self._comparable = comparable
+
+    @property
+    def cmp(self) -> str:
+        return self._comparable
+
+
+class _TraitVal(_Val):
+    """A profile trait: one primary-key lookup, returning JSON or the comparable value as asked."""
+
+    def __init__(self, node: TraitRef, scope: _Scope, key: str, j: str) -> None:
+        lookup = f"FROM engage_traits WHERE profile_id = {scope.profile} AND key = {key}"
+        super().__init__(f"(SELECT {j} {lookup})", "json", node=node)
+        self._comparable = f"(SELECT {_cmp(j)} {lookup})"
+
+    @property
+    def cmp(self) -> str:
+        return self._comparable
+
+
+class Evaluator:
+    """Computes audiences (a bool per profile) and computed traits (a JSON value or None per profile)."""
+
+    def __init__(self, store: "Store") -> None:
+        self.store = store
+        self._cache: dict[tuple[int, bool], tuple[Query, _Compiled]] = {}
+
+    def compile(self, query: Query, *, realtime: bool = False) -> _Compiled:
+        """The statement for `query` (cached per Query object): batch, or for a list of profile ids."""
+        key = (id(query), realtime)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is query:
+            return hit[1]
+        compiled = _Compiler(query, realtime).compile()
+        self._cache[key] = (query, compiled)
+        return compiled
+
+    def sql(self, query: Query, *, realtime: bool = False) -> str:
+        """The SQL a query compiles to (for debugging and the dashboard)."""
+        return self.compile(query, realtime=realtime).sql
+
+    def evaluate(self, query: Query, *, at: datetime, profile_ids: Sequence[str] | None = None,
+                 since: str | None = None, external_id_types: Sequence[str] | None = None,
+                 conn: sqlite3.Connection | None = None) -> dict[str, Any]:
+        """The query's value for each live profile at sandbox time `at`.
+
+        profile_ids=None: every live profile of the collection ('users'; 'accounts' for an ANY/ALL definition) in
+        one statement; a list: only those of them that are live. `since` (ISO instant): only events received at or
+        after it count (Historical Backfill off); trait data always counts. `external_id_types`: a profile without
+        an external id of these types is not considered (audience False / trait None).
+        Audiences give a bool per profile, traits the JSON value (None when there is none).
+        """
+        compiled = self.compile(query, realtime=profile_ids is not None)
+        if profile_ids is not None and not profile_ids:
+            return {}
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=timezone.utc)
+        params = dict(compiled.static)
+        for name, fn in compiled.dynamic:
+            params[name] = fn(at)
+        params["collection"] = compiled.collection
+        params["since"] = since
+        params["types"] = None if external_id_types is None else json.dumps(list(external_id_types))
+        if profile_ids is not None:
+            params["ids"] = json.dumps(list(profile_ids))
+        if conn is not None:
+            rows = conn.execute(compiled.sql, params).fetchall()
+        else:
+            with self.store.lock:
+                rows = self.store.conn.execute(compiled.sql, params).fetchall()
+        if compiled.kind == "audience":
+            return {pid: bool(value) for pid, value in rows}
+        out: dict[str, Any] = {}
+        for pid, value in rows:
+            decoded = json.loads(value) if value is not None else None
+            if compiled.list_result and isinstance(decoded, list):
+                # docs: a Unique List is "in alphabetical order"
+                decoded.sort(key=lambda v: (not isinstance(v, str), str(v)))
+            out[pid] = decoded
+        return out
