@@ -287,11 +287,17 @@ def _partition(sandbox: Sandbox) -> set[frozenset]:
             for p in sandbox.engage.profile_ids()}
 
 
-@settings(max_examples=40)
-@given(st.lists(_message, max_size=12))
-def test_one_batch_resolves_exactly_like_the_same_messages_one_at_a_time(specs: list[dict]) -> None:
+_limits = st.fixed_dictionaries({"user_id": st.integers(1, 2), "anonymous_id": st.integers(1, 3),
+                                 "email": st.integers(1, 2)})
+
+
+@settings(max_examples=60)
+@given(st.lists(_message, max_size=12), _limits)
+def test_one_batch_resolves_exactly_like_the_same_messages_one_at_a_time(specs: list[dict], limits: dict) -> None:
     messages = [m for n, spec in enumerate(specs) if (m := _as_segment(spec, n)) is not None]
-    with Sandbox() as one_by_one, Sandbox() as batched:
+    identifiers = {name: {"limit": limit} for name, limit in limits.items()}
+    config = {"segment": {"space": {"identity": {"identifiers": identifiers}}}}
+    with Sandbox(config=config) as one_by_one, Sandbox(config=config) as batched:
         for message in messages:
             one_by_one.segment.ingest(message)
         if messages:
@@ -302,7 +308,9 @@ def test_one_batch_resolves_exactly_like_the_same_messages_one_at_a_time(specs: 
             owned = [r for p in live for r in sandbox.engage.external_ids(p)]
             # every id on one profile, no profile over the user_id limit, every event on a live profile
             assert len({(r["type"], r["id"]) for r in owned}) == len(owned)
-            assert all(sum(r["type"] == "user_id" for r in sandbox.engage.external_ids(p)) <= 1 for p in live)
+            for profile in live:
+                types = [r["type"] for r in sandbox.engage.external_ids(profile)]
+                assert all(types.count(name) <= limit for name, limit in limits.items())
             mapped = sandbox.store.query("SELECT DISTINCT profile_id FROM engage_event_profiles")
             assert {r["profile_id"] for r in mapped} <= set(live)
 
