@@ -246,6 +246,10 @@ def load_config(config: dict | str | Path | None = None) -> dict:
     merged = merge(DEFAULTS, user)
     validate(merged, SCHEMA, "", source)
     _check_unique_write_keys(merged, source)
+    if merged["segment"]["audiences"] or merged["segment"]["computed_traits"]:
+        from .segment.engage.definitions import check_config
+
+        check_config(merged, source)
     for name, settings in merged["segment"]["destinations"].items():
         if settings.get("type", name) not in ("braze", "braze_cohorts"):
             raise ConfigError(f"segment.destinations.{name}.type", "braze or braze_cohorts (the destination's kind;"

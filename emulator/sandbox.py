@@ -65,8 +65,8 @@ class Sandbox:
         self.urls: dict[str, str] = {}
         self.segment = SegmentWorkspace(self)
         self.braze = BrazeWorkspace(self)
-        self.engage = EngageSpace(self)
         self.outbox = Outbox(self)
+        self.engage = EngageSpace(self)
         self._reset_hooks.append(self.segment.reset)
         self._reset_hooks.append(self.journal.reset)
 

@@ -298,6 +298,40 @@ CREATE TABLE destination_state (
 );
 """))
 
+MIGRATIONS.append((6, "engage: audience and computed-trait definitions, emitted messages", """
+CREATE TABLE engage_definitions (
+    id          TEXT PRIMARY KEY,                 -- aud_… / tra_…
+    kind        TEXT NOT NULL,                    -- 'audience' | 'trait'
+    key         TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    query       TEXT NOT NULL,
+    enabled     INTEGER NOT NULL,
+    options     TEXT NOT NULL,                    -- JSON: backfill, include_anonymous, external_id_types, batch
+    connections TEXT NOT NULL,                    -- JSON: destination connections (Send Identify / Send Track)
+    origin      TEXT NOT NULL,                    -- 'config' (kept by reset) | 'api'
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    computed_at TEXT,
+    next_run_at TEXT,                             -- batch definitions: the next 8-hour run
+    synced      TEXT,                             -- JSON list: destinations whose first sync was sent
+    UNIQUE (kind, key)
+);
+
+-- The Engage source debugger: every message Engage sent to a destination.
+CREATE TABLE engage_messages (
+    id            INTEGER PRIMARY KEY,
+    message_id    TEXT NOT NULL,
+    definition_id TEXT,
+    profile_id    TEXT,
+    destination   TEXT NOT NULL,
+    type          TEXT NOT NULL,
+    event         TEXT,
+    at            TEXT NOT NULL,
+    message       TEXT NOT NULL
+);
+CREATE INDEX engage_messages_definition ON engage_messages(definition_id, id);
+"""))
+
 MIGRATIONS.append((5, "engage: evaluation indexes", """
 -- Engage audiences and computed traits read a stream of events by name (and time window) for all profiles at once.
 -- The expression is the query language's event name (emulator/segment/engage/compute.py EVENT_NAME_SQL):

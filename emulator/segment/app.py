@@ -10,6 +10,7 @@ from ..webapp import create_base_app
 from . import errors
 from .errors import SegmentError
 from .profile_api import create_profile_api_blueprint
+from .engage.public_api import create_public_api_blueprint
 from .tracking import ENDPOINTS, limit_for
 
 if TYPE_CHECKING:
@@ -92,6 +93,25 @@ def create_segment_app(sandbox: "Sandbox") -> Flask:
             message_id=args.get("messageId") or args.get("message_id"), text=args.get("q") or args.get("text"),
             before_id=before_id, limit=limit)
         return jsonify({"messages": entries, "count": len(entries)})
+
+    app.register_blueprint(create_public_api_blueprint(sandbox))
+
+    @app.get("/_emulator/segment/engage/debugger")
+    def engage_debugger() -> Any:
+        try:
+            limit = int(request.args.get("limit", 100))
+        except ValueError:
+            return jsonify({"error": "limit must be an integer"}), 400
+        messages = sandbox.engage.computations.messages(destination=request.args.get("destination"),
+                                                        definition_key=request.args.get("key"), limit=limit)
+        return jsonify({"messages": messages, "count": len(messages)})
+
+    @app.get("/_emulator/segment/engage/audiences/<key>/members")
+    def audience_members(key: str) -> Any:
+        if sandbox.engage.computations.definitions.by_key("audience", key) is None:
+            return jsonify({"error": f"no audience with key {key!r}"}), 404
+        members = sandbox.engage.computations.members(key)
+        return jsonify({"key": key, "members": members, "count": len(members)})
 
     @app.get("/_emulator/segment/deliveries")
     def deliveries() -> Any:

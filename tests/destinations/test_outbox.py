@@ -109,12 +109,12 @@ def test_429_with_retry_after_is_retried_once_the_clock_passes_it(sandbox):
 
 
 def test_400_from_braze_is_discarded_with_segments_error_code(sandbox):
-    sandbox.faults.add(app="braze", path="/users/track", status=400, message="Bad things", count=1)
+    sandbox.faults.add(app="braze", path="/users/track", status=400, body={"message": "Bad things"}, count=1)
     send(sandbox, {"type": "track", "userId": "u1", "event": "Clicked"})
     assert sandbox.flush()["discarded"] == 1
     delivery = only_delivery(sandbox)
-    assert (delivery["outcome"], delivery["error_code"], delivery["error"]) == (
-        "discarded", "errors.discarded.400", "Bad things")
+    assert (delivery["outcome"], delivery["error_code"]) == ("discarded", "errors.discarded.400")
+    assert delivery["attempts"][0]["response"]["body"] == {"message": "Bad things"}
     sandbox.clock.advance("1d")
     assert sandbox.flush()["delivered"] == 0  # never retried
 

@@ -1,0 +1,357 @@
+"""Running audiences and computed traits: when, over whom, and what changes it sends.
+
+- Realtime definitions are re-evaluated for the profiles a batch of messages touched, inside the transaction that
+  acknowledged them (a track moves a profile into an audience before the next request is answered), and for every
+  profile when the sandbox clock moves past their `within` windows, so time-caused exits happen when time moves.
+- Batch definitions (funnels, `between`, dynamic references, ANY/ALL, or `batch: true`) are computed on creation,
+  then every 8 hours of sandbox time (`segment.space.batch_interval_hours`).
+- A change is written on the profile (engage_traits, class `audience` / `computed_trait`) and sent, per destination
+  connection, as Segment's Engage messages (emission.py) through the outbox. On a first sync every member is sent,
+  one call per identifier; afterwards only changes (computed traits only when the value changed).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ...clock import iso, parse_instant
+from .definitions import (AUDIENCE, CYCLE_MESSAGE, TRAIT, Connection, Definition, DefinitionError, DefinitionStore,
+                          from_config, parse_connections, parse_query)
+from .emission import Identity, build_messages
+from .query import detect_cycle
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from ...sandbox import Sandbox
+
+_MISSING = object()
+_CHUNK = 500
+
+
+class Computations:
+    def __init__(self, sandbox: "Sandbox") -> None:
+        self.sandbox = sandbox
+        self.definitions = DefinitionStore(sandbox.store)
+        self._evaluator: Any = None
+        sandbox.segment.tracking.listeners.append(self._on_ingest)
+        sandbox.clock.on_move(self._on_clock)
+        sandbox.on_reset(self.sync_config)
+        sandbox.on_configure(lambda _config: self.sync_config())
+        self.sync_config()
+
+    @property
+    def evaluator(self) -> Any:
+        if self._evaluator is None:
+            from .compute import Evaluator
+
+            self._evaluator = Evaluator(self.sandbox.store)
+        return self._evaluator
+
+    @property
+    def space_id(self) -> str:
+        return self.sandbox.config["segment"]["space"]["id"]
+
+    def _now(self) -> datetime:
+        return self.sandbox.clock.now()
+
+    def _batch_interval(self) -> timedelta:
+        return timedelta(hours=self.sandbox.config["segment"]["space"].get("batch_interval_hours", 8))
+
+    # --- definitions ------------------------------------------------------------------------------------------
+    def sync_config(self) -> None:
+        """Make the table match `segment.audiences` / `segment.computed_traits` (configured definitions only)."""
+        wanted: dict[str, Definition] = {}
+        for kind, section in ((AUDIENCE, "audiences"), (TRAIT, "computed_traits")):
+            for entry in self.sandbox.config["segment"].get(section) or []:
+                definition = from_config(entry, kind, self.space_id)
+                wanted[definition.id] = definition
+        existing = {d.id: d for d in self.definitions.all() if d.origin == "config"}
+        for stale in set(existing) - set(wanted):
+            with self.sandbox.store.transaction() as conn:
+                self.definitions.delete(conn, stale)
+        for definition_id, definition in wanted.items():
+            current = existing.get(definition_id)
+            if current is None:
+                self._create(definition)
+            elif _config_view(current) != _config_view(definition):
+                self._replace(current, definition)
+
+    def create(self, kind: str, *, key: str, query: str, name: str | None = None, description: str | None = None,
+               enabled: bool = True, backfill: bool = True, include_anonymous: bool = False,
+               external_id_types: Iterable[str] | None = None, batch: bool = False,
+               destinations: dict | None = None, origin: str = "api") -> Definition:
+        """Define an audience (`kind="audience"`) or computed trait (`kind="trait"`) and run its first sync."""
+        if self.definitions.by_key(kind, key) is not None:
+            raise DefinitionError(f"a {'computed trait' if kind == TRAIT else 'audience'} with key {key!r} exists "
+                                  "already (Segment: avoid using the same key twice)", "key")
+        entry = {"key": key, "query": query, "name": name or key, "enabled": enabled, "backfill": backfill,
+                 "include_anonymous": include_anonymous, "batch": batch, "destinations": destinations}
+        if description is not None:
+            entry["description"] = description
+        if external_id_types is not None:
+            entry["external_id_types"] = list(external_id_types)
+        definition = from_config(entry, kind, self.space_id)
+        definition = replace(definition, id=self.sandbox.ids.token(definition.id[:4]), origin=origin)
+        self._check_destinations(definition.connections)
+        return self._create(definition)
+
+    def update(self, definition_id: str, **changes: Any) -> Definition:
+        """Change name, description, enabled, query, backfill/anonymous options or destinations."""
+        current = self.definitions.get(definition_id)
+        if current is None:
+            raise KeyError(definition_id)
+        updated = current
+        if "query" in changes and changes["query"] is not None:
+            query = parse_query(changes["query"], current.kind, current.force_batch, "definition.query")
+            if query.is_batch != current.query.is_batch and not current.force_batch:
+                # segment-docs engage/audiences: "You can't convert a real-time audience to batch (or back) by editing"
+                raise DefinitionError("this change would turn a realtime definition into a batch one (or back); "
+                                      "Segment cannot convert between them by editing: create a new one",
+                                      "definition.query")
+            updated = replace(updated, query_text=changes["query"], query=query)
+        for field_name in ("name", "description", "enabled", "backfill"):
+            if changes.get(field_name) is not None:
+                updated = replace(updated, **{field_name: changes[field_name]})
+        if changes.get("external_id_types") is not None:
+            updated = replace(updated, external_id_types=tuple(changes["external_id_types"]))
+        if changes.get("destinations") is not None:
+            connections = parse_connections(changes["destinations"], current.kind)
+            self._check_destinations(connections)
+            updated = replace(updated, connections=connections)
+        return self._replace(current, updated)
+
+    def delete(self, definition_id: str) -> bool:
+        """Remove a definition. Its last values stay on the profiles as traits (segment-docs computed-traits.md)."""
+        definition = self.definitions.get(definition_id)
+        if definition is None:
+            return False
+        with self.sandbox.store.transaction() as conn:
+            self.definitions.delete(conn, definition_id)
+            conn.execute("UPDATE engage_traits SET class = 'trait' WHERE key = ? AND class = ?",
+                         (definition.key, definition.trait_class))
+        return True
+
+    def _check_destinations(self, connections: Iterable[Connection]) -> None:
+        configured = self.sandbox.config["segment"]["destinations"]
+        for connection in connections:
+            if connection.destination not in configured:
+                raise DefinitionError(f"destination {connection.destination!r} is not configured under "
+                                      f"segment.destinations (configured: {sorted(configured)})", "destinations")
+
+    def _check_cycles(self, candidate: Definition) -> None:
+        queries = {d.key: d.query for d in self.definitions.all() if d.id != candidate.id}
+        queries[candidate.key] = candidate.query
+        cycle = detect_cycle(queries)
+        if cycle:
+            raise DefinitionError(f"{CYCLE_MESSAGE} ({' -> '.join(cycle)})", "definition.query")
+
+    def _create(self, definition: Definition) -> Definition:
+        self._check_cycles(definition)
+        now = iso(self._now())
+        definition = replace(definition, created_at=now, updated_at=now)
+        with self.sandbox.store.transaction() as conn:
+            self.definitions.save(conn, definition)
+            if definition.enabled:
+                definition = self._run(conn, definition, None, first_sync_for=_names(definition.connections))
+        return definition
+
+    def _replace(self, current: Definition, updated: Definition) -> Definition:
+        self._check_cycles(updated)
+        updated = replace(updated, id=current.id, created_at=current.created_at, updated_at=iso(self._now()),
+                          origin=current.origin, computed_at=current.computed_at, next_run_at=current.next_run_at,
+                          synced=tuple(s for s in current.synced if s in _names(updated.connections)))
+        new_destinations = tuple(n for n in _names(updated.connections) if n not in updated.synced)
+        with self.sandbox.store.transaction() as conn:
+            self.definitions.save(conn, updated)
+            if updated.enabled:
+                updated = self._run(conn, updated, None, first_sync_for=new_destinations)
+        return updated
+
+    # --- triggers --------------------------------------------------------------------------------------------
+    def _ordered(self, definitions: list[Definition]) -> list[Definition]:
+        """Referenced audiences and traits before the definitions that read them."""
+        by_key = {d.key: d for d in definitions}
+        ordered: list[Definition] = []
+        seen: set[str] = set()
+
+        def visit(d: Definition) -> None:
+            if d.key in seen:
+                return
+            seen.add(d.key)
+            for ref in d.query.references:
+                if ref in by_key:
+                    visit(by_key[ref])
+            ordered.append(d)
+
+        for d in definitions:
+            visit(d)
+        return ordered
+
+    def _active(self) -> list[Definition]:
+        return self._ordered([d for d in self.definitions.all() if d.enabled])
+
+    def _on_ingest(self, messages: list[dict], conn: "sqlite3.Connection") -> None:
+        realtime = [d for d in self._active() if not d.is_batch]
+        if not realtime:
+            return
+        seqs = [m["_seq"] for m in messages]
+        touched: list[str] = []
+        for start in range(0, len(seqs), _CHUNK):
+            chunk = seqs[start:start + _CHUNK]
+            touched.extend(r[0] for r in conn.execute(
+                f"SELECT DISTINCT profile_id FROM engage_event_profiles WHERE seq IN ({','.join('?' * len(chunk))})",
+                chunk))
+        touched = list(dict.fromkeys(touched))
+        if not touched:
+            return
+        for definition in realtime:
+            self._run(conn, definition, touched)
+
+    def _on_clock(self, old: datetime, new: datetime) -> None:
+        self.tick(previous=old)
+
+    def tick(self, previous: datetime | None = None) -> None:
+        """Re-evaluate what time changes: realtime definitions with windows, and batch runs that are due."""
+        now = self._now()
+        for definition in self._active():
+            if definition.is_batch:
+                due = definition.next_run_at is None or parse_instant(definition.next_run_at) <= now
+            else:
+                due = bool(definition.query.windows) and (previous is None or previous != now)
+            if due:
+                with self.sandbox.store.transaction() as conn:
+                    self._run(conn, definition, None)
+
+    def run(self, definition_id: str) -> Definition:
+        """Compute a definition now for every profile (what a batch run does), sending what changed."""
+        definition = self.definitions.get(definition_id)
+        if definition is None:
+            raise KeyError(definition_id)
+        with self.sandbox.store.transaction() as conn:
+            return self._run(conn, definition, None)
+
+    # --- one computation -------------------------------------------------------------------------------------
+    def _run(self, conn: "sqlite3.Connection", definition: Definition, profile_ids: list[str] | None,
+             first_sync_for: tuple[str, ...] = ()) -> Definition:
+        now = self._now()
+        at = iso(now)
+        values = self.evaluator.evaluate(
+            definition.query, at=now, profile_ids=profile_ids, conn=conn,
+            since=None if definition.backfill else definition.created_at,
+            external_id_types=definition.external_id_types if definition.kind == AUDIENCE else None)
+        previous = self._previous(conn, definition, profile_ids)
+        changes: list[tuple[str, Any, bool | None]] = []  # (profile, value, entered)
+        for profile_id, value in values.items():
+            old = previous.get(profile_id, _MISSING)
+            if definition.kind == AUDIENCE:
+                member, was = bool(value), old is True
+                if member != was and (member or old is not _MISSING):
+                    changes.append((profile_id, member, member))
+            elif value is not None and (old is _MISSING or old != value):
+                changes.append((profile_id, value, None))
+            elif value is None and old is not _MISSING:
+                conn.execute("DELETE FROM engage_traits WHERE profile_id = ? AND key = ? AND class = ?",
+                             (profile_id, definition.key, definition.trait_class))
+        if changes:
+            conn.executemany(
+                "INSERT OR REPLACE INTO engage_traits (profile_id, key, value, class, source_id, updated_at,"
+                " message_seq) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                [(pid, definition.key, json.dumps(value), definition.trait_class, definition.id, at)
+                 for pid, value, _ in changes])
+        first_sync = set(first_sync_for)
+        if first_sync:
+            # A first sync sends every current member (or every value), not only what changed just now.
+            current = self._previous(conn, definition, None)
+            members = [(pid, v, True if definition.kind == AUDIENCE else None) for pid, v in current.items()
+                       if (v is True if definition.kind == AUDIENCE else v is not None)]
+            self._emit(conn, definition, members, [c for c in definition.connections if c.destination in first_sync],
+                       fan_out=True, at=at)
+        self._emit(conn, definition, changes,
+                   [c for c in definition.connections if c.destination not in first_sync], fan_out=False, at=at)
+        next_run = iso(now + self._batch_interval()) if definition.is_batch and profile_ids is None \
+            else definition.next_run_at
+        synced = tuple(dict.fromkeys((*definition.synced, *first_sync)))
+        return self.definitions.mark_run(conn, definition, at if profile_ids is None else definition.computed_at or at,
+                                         next_run, synced)
+
+    def _previous(self, conn: "sqlite3.Connection", definition: Definition, profile_ids: list[str] | None) -> dict:
+        sql = "SELECT profile_id, value FROM engage_traits WHERE key = ? AND class = ?"
+        params: list[Any] = [definition.key, definition.trait_class]
+        if profile_ids is None:
+            return {pid: json.loads(v) for pid, v in conn.execute(sql, params)}
+        result = {}
+        for start in range(0, len(profile_ids), _CHUNK):
+            chunk = profile_ids[start:start + _CHUNK]
+            result.update((pid, json.loads(v)) for pid, v in conn.execute(
+                sql + f" AND profile_id IN ({','.join('?' * len(chunk))})", params + chunk))
+        return result
+
+    def _emit(self, conn: "sqlite3.Connection", definition: Definition, changes: list[tuple[str, Any, bool | None]],
+              connections: list[Connection], *, fan_out: bool, at: str) -> None:
+        if not changes or not connections:
+            return
+        identities = self._identities(conn, [pid for pid, _, _ in changes])
+        by_destination: dict[str, list[dict]] = {}
+        records = []
+        for profile_id, value, entered in changes:
+            identity = identities.get(profile_id) or Identity(None, None, ())
+            # "Segment sends all ID combinations for Audience Exit events" (using-engage-data.md).
+            spread = fan_out or (definition.kind == AUDIENCE and entered is False)
+            for connection in connections:
+                for message in build_messages(definition, connection, identity, value, entered=entered,
+                                              fan_out=spread, space_id=self.space_id, now=at,
+                                              new_message_id=lambda: self.sandbox.ids.token("personas_")):
+                    by_destination.setdefault(connection.destination, []).append(message)
+                    records.append((message["messageId"], definition.id, profile_id, connection.destination,
+                                    message["type"], message.get("event"), at, json.dumps(message)))
+        conn.executemany("INSERT INTO engage_messages (message_id, definition_id, profile_id, destination, type,"
+                         " event, at, message) VALUES (?,?,?,?,?,?,?,?)", records)
+        for destination, messages in by_destination.items():
+            self.sandbox.outbox.enqueue(conn, destination, messages)
+
+    def _identities(self, conn: "sqlite3.Connection", profile_ids: list[str]) -> dict[str, Identity]:
+        rows: dict[str, list[dict]] = {}
+        for start in range(0, len(profile_ids), _CHUNK):
+            chunk = profile_ids[start:start + _CHUNK]
+            for pid, id_type, value in conn.execute(
+                    "SELECT profile_id, type, value FROM engage_external_ids WHERE profile_id IN"
+                    f" ({','.join('?' * len(chunk))}) ORDER BY created_at, rowid", chunk):
+                rows.setdefault(pid, []).append({"type": id_type, "id": value})
+        return {pid: Identity.from_external_ids(ids) for pid, ids in rows.items()}
+
+    # --- reads -------------------------------------------------------------------------------------------------
+    def members(self, key: str) -> list[str]:
+        """Profile ids currently in the audience `key`."""
+        return [r["profile_id"] for r in self.sandbox.store.query(
+            "SELECT profile_id FROM engage_traits WHERE key = ? AND class = 'audience' AND value = 'true'"
+            " ORDER BY profile_id", (key,))]
+
+    def messages(self, *, destination: str | None = None, definition_key: str | None = None,
+                 limit: int = 100) -> list[dict]:
+        """What Engage sent (the Engage source debugger), newest first."""
+        sql = ("SELECT m.message FROM engage_messages m LEFT JOIN engage_definitions d ON d.id = m.definition_id")
+        where, params = [], []
+        if destination:
+            where.append("m.destination = ?")
+            params.append(destination)
+        if definition_key:
+            where.append("d.key = ?")
+            params.append(definition_key)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY m.id DESC LIMIT ?"
+        params.append(max(1, min(int(limit), 1000)))
+        return [json.loads(r["message"]) for r in self.sandbox.store.query(sql, params)]
+
+
+def _names(connections: Iterable[Connection]) -> tuple[str, ...]:
+    return tuple(c.destination for c in connections)
+
+
+def _config_view(definition: Definition) -> tuple:
+    return (definition.kind, definition.key, definition.name, definition.query_text, definition.enabled,
+            definition.backfill, definition.include_anonymous, definition.external_id_types, definition.force_batch,
+            definition.connections, definition.description)
