@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable
@@ -430,27 +431,30 @@ class IdentityResolver:
         rules = self.rules
         batch = _Batch(self, conn, self.sandbox.clock.now())
         plans: list[tuple[dict, list[tuple[str, str]]]] = []
-        wanted: dict[str, set[str]] = {}
+        wanted: dict[str, set[str]] = defaultdict(set)
         groups: set[str] = set()
         for message in messages:
-            if message["type"] == "identify":
+            kind = message["type"]
+            if kind == "identify":
                 traits = message.get("traits")
                 if isinstance(traits, dict) and len(traits) >= MAX_IDENTIFY_TRAITS:
                     continue
             ids = extract_ids(message, rules)
-            if message["type"] == "alias":
+            for id_type, value in ids:
+                wanted[id_type].add(value)
+            plans.append((message, ids))
+            if kind == "track" or kind == "identify" or kind == "page" or kind == "screen":
+                continue
+            if kind == "alias":
                 previous = _text(message.get("previousId"))
                 if previous is not None:
                     for id_type in ("user_id", "anonymous_id"):
                         if not rules.is_blocked(id_type, previous):
-                            wanted.setdefault(id_type, set()).add(previous)
-            elif message["type"] == "group":
+                            wanted[id_type].add(previous)
+            elif kind == "group":
                 group_id = _text(message.get("groupId"))
                 if group_id is not None and not rules.is_blocked("group_id", group_id):
                     groups.add(group_id)
-            for id_type, value in ids:
-                wanted.setdefault(id_type, set()).add(value)
-            plans.append((message, ids))
         if not plans:
             return
         batch.load_owners(wanted)
