@@ -319,12 +319,14 @@ def _coerce(value: Any, types: list[str]) -> tuple[bool, Any]:
     """ajv `coerceTypes: "array"`: returns (ok, value)."""
     if _has_type(value, types):
         return True, value
+    if not any(t in ("string", "number", "integer", "boolean", "null", "array") for t in types):
+        return False, value  # nothing ajv can coerce to (a plain object field): no unwrapping either
     if isinstance(value, list) and len(value) == 1 and "array" not in types:
         # A one-item array is unwrapped. ajv checks the unwrapped item with an AND over the types, so for a
         # multi-type field (nullable, datetime) an item of a right type still fails; coercion goes on from the item.
         value = value[0]
-        if _has_type(value, types):
-            return len(types) == 1, value
+        if len(types) == 1 and _has_type(value, types):
+            return True, value
     for t in types:
         if t == "string":
             if isinstance(value, bool):
@@ -442,8 +444,7 @@ def _check_value(value: Any, spec: dict, path: str, errors: list[str]) -> Any:
     if not ok:
         errors.append(f"{_preamble(path, title)} must be {_article(_humanize_list(types, 'or'))} "
                       f"{_humanize_list(types, 'or')} but it was {_js_type(value)}.")
-        return value
-    choices = spec.get("choices")
+    choices = spec.get("choices")  # `enum` has no type: ajv checks it even after a type error
     if choices is not None and not spec.get("multiple") and not (value is None and spec.get("allowNull")):
         if value not in choices or isinstance(value, bool):
             allowed = list(dict.fromkeys(c["value"] if isinstance(c, dict) else c for c in choices))
@@ -451,6 +452,8 @@ def _check_value(value: Any, spec: dict, path: str, errors: list[str]) -> Any:
                 allowed.append(None)
             listed = _humanize_list([json.dumps(a) for a in allowed], "or")
             errors.append(f"{_preamble(path, title)} must be one of: {listed}.")
+    if not ok:
+        return value
     if isinstance(value, list) and spec.get("multiple"):
         item = _item_spec(spec)
         return [_check_value(v, item, f"{path}/{i}", errors) for i, v in enumerate(value)]

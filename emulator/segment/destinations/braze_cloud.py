@@ -624,9 +624,11 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
     objects: list[dict] = []
     sources: list[int] = []
     object_count = 0
+    checked = 0
     for index in batch:
         try:
             payload = check_payload(transform(preset.mapping, events[index]), ACTION_FIELDS[preset.action], single)
+            checked += 1
             if preset.action == "trackPurchase" and not single:
                 # utils.ts sendBatchedTrackPurchase counts products before the identity check.
                 products = payload.get("products") or []
@@ -648,7 +650,9 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
         for obj in made:
             objects.append(js_key_order(remove_undefined(obj)))
             sources.append(index)
-    if not objects:
+    # performBatch runs once any payload passes the schema check; only trackPurchase returns early when every one
+    # then fails its own checks. The others send the empty array to Braze (utils.ts, ecommerce/functions.ts).
+    if not objects and (single or not checked or preset.action == "trackPurchase"):
         return None
     array = ACTION_ARRAY[preset.action]
     if preset.action in ("ecommerce", "ecommerceSingleProduct"):
