@@ -120,20 +120,27 @@ class Profiles:
     def _next_seq(self) -> int:
         return (self._one("SELECT max(updated_seq) FROM braze_users", ()) or 0) + 1
 
-    def create(self, external_id: str | None = None, alias: tuple[str, str] | None = None,
-               fields: dict | None = None) -> Profile:
+    def new(self, external_id: str | None = None, fields: dict | None = None) -> Profile:
+        """A profile not yet stored (`insert` stores it): braze_id and random_bucket from the sandbox RNG."""
         now = time_text(self.sandbox.clock.now())
         ids = self.sandbox.ids
-        profile = Profile(braze_id=ids.hex(24), external_id=external_id, random_bucket=ids.randint(0, 9999),
-                          created_at=now, updated_at=now, fields=dict(fields or {}))
+        return Profile(braze_id=ids.hex(24), external_id=external_id, random_bucket=ids.randint(0, 9999),
+                       created_at=now, updated_at=now, fields=dict(fields or {}))
+
+    def insert(self, profile: Profile, alias: tuple[str, str] | None = None) -> Profile:
         self.conn.execute(
             "INSERT INTO braze_users (braze_id, external_id, email, phone, random_bucket, created_at, updated_at, "
-            "updated_seq, profile, custom, total_revenue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', 0)",
-            (profile.braze_id, external_id, _lower(profile.fields.get("email")), profile.fields.get("phone"),
-             profile.random_bucket, now, now, self._next_seq(), json.dumps(profile.fields)))
+            "updated_seq, profile, custom, total_revenue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (profile.braze_id, profile.external_id, _lower(profile.fields.get("email")), profile.fields.get("phone"),
+             profile.random_bucket, profile.created_at, profile.updated_at, self._next_seq(),
+             json.dumps(profile.fields), json.dumps(profile.custom), profile.total_revenue))
         if alias:
             self.add_alias(profile.braze_id, *alias)
         return profile
+
+    def create(self, external_id: str | None = None, alias: tuple[str, str] | None = None,
+               fields: dict | None = None) -> Profile:
+        return self.insert(self.new(external_id, fields), alias)
 
     def load(self, braze_id: str) -> Profile | None:
         row = self.conn.execute(
@@ -635,27 +642,36 @@ class UserTrack:
         self.sandbox = sandbox
         self.profiles = profiles
 
-    def resolve(self, target: Target, create: bool = True) -> str | None:
-        """The profile an object is about, created when Braze would create it; None when it is skipped."""
+    def lookup(self, target: Target) -> str | None:
         p = self.profiles
         if target.kind == "external_id":
-            found = p.by_external_id(target.value)
-            if found is None and create and not target.update_only:
-                found = p.create(external_id=target.value).braze_id
-        elif target.kind == "user_alias":
-            found = p.by_alias(*target.value)
-            if found is None and create and not target.update_only:
-                found = p.create(alias=target.value).braze_id
-        elif target.kind == "braze_id":
-            found = p.by_braze_id(target.value)  # Braze assigns braze_ids: an unknown one creates nothing
-        elif target.kind == "email":
-            found = p.by_email(target.value)
-            if found is None and create and not target.update_only:  # an "email-only" profile
-                found = p.create(fields={"email": target.value}).braze_id
-        else:
-            found = p.by_phone(target.value)
-            if found is None and create and not target.update_only:
-                found = p.create(fields={"phone": target.value}).braze_id
+            return p.by_external_id(target.value)
+        if target.kind == "user_alias":
+            return p.by_alias(*target.value)
+        if target.kind == "braze_id":
+            return p.by_braze_id(target.value)
+        if target.kind == "email":
+            return p.by_email(target.value)
+        return p.by_phone(target.value)
+
+    def new_profile(self, target: Target) -> Profile | None:
+        """The profile Braze would create for an object that matched nobody (not stored yet), or None."""
+        if target.update_only or target.kind == "braze_id":  # Braze assigns braze_ids: an unknown one creates nothing
+            return None
+        if target.kind == "external_id":
+            return self.profiles.new(external_id=target.value)
+        if target.kind in ("email", "phone"):  # an "email-only" (or phone-only) profile
+            return self.profiles.new(fields={target.kind: target.value})
+        return self.profiles.new()
+
+    def resolve(self, target: Target) -> str | None:
+        """The profile an object is about, created when Braze would create it; None when it is skipped."""
+        found = self.lookup(target)
+        if found is None:
+            profile = self.new_profile(target)
+            if profile is not None:
+                alias = target.value if target.kind == "user_alias" else None
+                found = self.profiles.insert(profile, alias).braze_id
         return found
 
     def track(self, body: Any) -> dict:
@@ -689,8 +705,12 @@ class UserTrack:
             raise errors.no_valid_data(problems)
         with self.sandbox.store.transaction():
             for target, ops in plans["attributes"]:
-                braze_id = self.resolve(target)
-                if braze_id is None:
+                braze_id = self.lookup(target)
+                if braze_id is None:  # a new profile is written once, with its attributes
+                    profile = self.new_profile(target)
+                    if profile is not None:
+                        apply_attribute_ops(profile, ops)
+                        self.profiles.insert(profile, target.value if target.kind == "user_alias" else None)
                     continue
                 profile = self.profiles.load(braze_id)
                 assert profile is not None

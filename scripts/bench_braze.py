@@ -1,0 +1,111 @@
+"""Benchmark the Braze app: `/users/track` throughput and segment membership time.
+
+    python scripts/bench_braze.py [--requests 200] [--profiles 100000]
+
+1. `/users/track` over HTTP (a real socket, waitress) with 75-object requests: attributes (new profiles with four
+   custom attributes, then updates with increment and array add) and events; prints objects per second.
+   The same through the in-process WSGI transport, for comparison.
+2. Segment membership for N profiles (default 100,000, made through `sandbox.braze.track`) with a 3-group filter
+   (custom attribute AND custom event count, OR a purchase/number group, minus an exclusion group); prints
+   the time of one evaluation at the sandbox clock.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import httpx
+
+from emulator import Sandbox
+
+UNLIMITED = {"braze": {"rate_limits": {"users.track": {"limit": 10**9, "window_seconds": 60}}}}
+
+
+def _attributes(batch: int, update: bool) -> dict:
+    objects = []
+    for i in range(75):
+        n = batch * 75 + i
+        obj = {"external_id": f"user-{n}"}
+        if update:
+            obj.update({"points": {"inc": 3}, "tags": {"add": [f"t{n % 7}"]}, "last_seen": "2025-12-31T10:00:00Z"})
+        else:
+            obj.update({"email": f"user{n}@example.com", "first_name": "Ana", "plan": ["free", "pro", "team"][n % 3],
+                        "age": n % 80, "vip": n % 5 == 0, "tags": [f"t{n % 4}"]})
+        objects.append(obj)
+    return {"attributes": objects}
+
+
+def _events(batch: int) -> dict:
+    return {"events": [{"external_id": f"user-{batch * 75 + i}", "name": "Product Viewed",
+                        "time": "2025-12-30T10:00:00Z", "properties": {"item": "Sweater", "price": 12.5}}
+                       for i in range(75)]}
+
+
+def bench_track(client: httpx.Client, requests: int) -> float:
+    bodies = []
+    for batch in range(requests // 3):
+        bodies += [_attributes(batch, False), _attributes(batch, True), _events(batch)]
+    started = time.perf_counter()
+    for body in bodies:
+        response = client.post("/users/track", json=body)
+        assert response.status_code == 201, response.text
+    elapsed = time.perf_counter() - started
+    return len(bodies) * 75 / elapsed
+
+
+def bench_segment(profiles: int) -> tuple[float, int, float]:
+    with Sandbox(config=UNLIMITED) as sb:
+        started = time.perf_counter()
+        for batch in range(profiles // 75 + (profiles % 75 > 0)):
+            count = min(75, profiles - batch * 75)
+            body = _attributes(batch, False)
+            body["attributes"] = body["attributes"][:count]
+            body["events"] = [{"external_id": o["external_id"], "name": "Product Viewed",
+                               "time": "2025-12-30T10:00:00Z"} for o in body["attributes"][: count // 2]]
+            if batch % 4 == 0:
+                body["purchases"] = [{"external_id": o["external_id"], "product_id": "p1", "currency": "USD",
+                                      "price": 30, "quantity": 2, "time": "2025-12-29T00:00:00Z"}
+                                     for o in body["attributes"][:10]]
+            sb.braze.track(body)
+        load = time.perf_counter() - started
+        definition = {
+            "name": "bench",
+            "groups": [
+                {"filters": [{"custom_attribute": "plan", "op": "equals", "value": "pro"},
+                             {"custom_event": "Product Viewed", "op": "more_than", "value": 0, "days": 7}]},
+                {"join": "or", "filters": [{"purchase": "any", "op": "spent_more_than", "value": 50},
+                                           {"custom_attribute": "age", "op": "more_than", "value": 70}]},
+                {"filters": [{"custom_attribute": "tags", "op": "includes_any_of", "value": ["t1", "t2", "t3"]}]},
+            ],
+            "groups_join": "or",
+            "exclude": [{"filters": [{"custom_attribute": "vip", "op": "is", "value": True}]}],
+        }
+        sb.braze.segment_members(definition=definition)  # warm the page cache once
+        started = time.perf_counter()
+        members = sb.braze.segment_members(definition=definition)
+        return time.perf_counter() - started, len(members), load
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=300, help="/users/track requests of 75 objects")
+    parser.add_argument("--profiles", type=int, default=100_000, help="profiles for the segment benchmark")
+    args = parser.parse_args()
+
+    with Sandbox(config=UNLIMITED) as sb:
+        urls = sb.serve(segment_port=0, braze_port=0)
+        key = sb.config["braze"]["rest_api_keys"][0]
+        with httpx.Client(base_url=urls["braze"], headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            http_rate = bench_track(client, args.requests)
+    with Sandbox(config=UNLIMITED) as sb, sb.braze_client() as client:
+        wsgi_rate = bench_track(client, args.requests)
+    print(f"/users/track over HTTP (75-object requests, {args.requests} requests): {http_rate:,.0f} objects/s")
+    print(f"/users/track in-process WSGI (same bodies):                  {wsgi_rate:,.0f} objects/s")
+
+    seconds, size, load = bench_segment(args.profiles)
+    print(f"segment membership, {args.profiles:,} profiles, 3 groups + exclusion: {seconds * 1000:,.0f} ms "
+          f"({size:,} members; loading the profiles through track took {load:,.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
