@@ -432,3 +432,22 @@ def test_every_event_is_sent_refused_filtered_or_skipped_exactly_once(events: li
         assert len(request.body[array]) == len(request.sources) <= braze_cloud.MAX_BATCH_SIZE
         assert ("x-braze-batch" in request.headers) == (len(request.sources) > 1 or
                                                         (request.batch and request.action.startswith("ecommerce")))
+
+
+def test_a_batch_whose_events_all_lack_an_identifier_still_sends_an_empty_array() -> None:
+    # updateBatchedUserProfile posts whatever is left once a payload passed the schema check (oracle-checked).
+    plan = braze_cloud.build_requests([{"type": "identify", "anonymousId": "a", "traits": {}},
+                                       {"type": "identify", "anonymousId": "b", "traits": {}}], SETTINGS)
+    assert [r.body for r in plan.requests] == [{"attributes": []}]
+    assert plan.requests[0].events == [] and set(plan.refusals) == {0, 1}
+    assert braze_cloud.read_response(plan.requests[0], 400, {"message": "Valid data must be provided"}) == []
+
+
+def test_a_one_item_array_is_unwrapped_for_a_string_field_like_ajv() -> None:
+    identify = {"type": "identify", "userId": ["u1"], "traits": {"phone": [5]}}
+    assert braze_cloud.update_user_profile(identify, SETTINGS) == {
+        "external_id": "u1", "phone": "5", "_update_existing_only": False}
+    with pytest.raises(DestinationRefusal) as info:  # nullable: ajv's AND over the types refuses a right-typed item
+        braze_cloud.update_user_profile({"type": "identify", "userId": "u1", "traits": {"avatar": ["s"]}}, SETTINGS)
+    assert info.value.message == ("Image URL must be a string or null but it was a string. "
+                                  "Image URL must be a valid URI string but it was not.")

@@ -452,16 +452,17 @@ def _check_value(value: Any, spec: dict, path: str, errors: list[str]) -> Any:
                 allowed.append(None)
             listed = _humanize_list([json.dumps(a) for a in allowed], "or")
             errors.append(f"{_preamble(path, title)} must be one of: {listed}.")
-    if not ok:
-        return value
-    if isinstance(value, list) and spec.get("multiple"):
+    if ok and isinstance(value, list) and spec.get("multiple"):
         item = _item_spec(spec)
         return [_check_value(v, item, f"{path}/{i}", errors) for i, v in enumerate(value)]
     fmt = spec.get("format") or ("date-like" if spec["type"] == "datetime" else None)
-    if fmt in _FORMATS and isinstance(value, str):  # ajv formats only look at strings
+    # ajv formats only look at strings, and do even after a type error (e.g. a one-item array unwrapped to a string).
+    if fmt in _FORMATS and isinstance(value, str):
         check, label = _FORMATS[fmt]
         if not check(value):
             errors.append(f"{_preamble(path, title)} must be a valid {label} string but it was not.")
+    if not ok:
+        return value
     if isinstance(value, dict) and spec.get("properties"):
         # A multiple field's items have no title (_item_spec drops it): "The value at /products/0 is missing ...".
         return _check_object(value, spec["properties"], path, title, errors,
