@@ -117,12 +117,17 @@ def create_public_api_blueprint(sandbox: "Sandbox") -> Blueprint:
                 raise DefinitionError(f"options.{flag} must be true or false", f"options.{flag}")
         if "enabled" in data and not isinstance(data["enabled"], bool):
             raise DefinitionError("enabled must be true or false", "enabled")
-        definition = computations.create(
-            kind, key=snake_key(name), name=name, query=definition_body.get("query"),
-            description=data.get("description"), enabled=data.get("enabled", True),
-            backfill=options.get("includeHistoricalData", True),
-            include_anonymous=options.get("includeAnonymousUsers", False),
-            external_id_types=options.get("filterByExternalIds"))
+        try:
+            definition = computations.create(
+                kind, key=snake_key(name), name=name, query=definition_body.get("query"),
+                description=data.get("description"), enabled=data.get("enabled", True),
+                backfill=options.get("includeHistoricalData", True),
+                include_anonymous=options.get("includeAnonymousUsers", False),
+                external_id_types=options.get("filterByExternalIds"))
+        except DefinitionError as exc:
+            if exc.field in ("query", "external_id_types"):  # name the field as the Public API body spells it
+                exc.field = {"query": "definition.query", "external_id_types": "options.filterByExternalIds"}[exc.field]
+            raise
         return jsonify(envelope(kind, definition))
 
     @bp.get("/spaces/<space_id>/<any(audiences, 'computed-traits'):collection>")

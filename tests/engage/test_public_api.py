@@ -1,0 +1,114 @@
+"""The Segment Public API subset for audiences and computed traits, with httpx."""
+import pytest
+
+TOKEN = {"Authorization": "Bearer sandbox-public-api-token"}
+BASE = "/spaces/spa_sandbox"
+
+
+@pytest.fixture
+def api(sandbox):
+    client = sandbox.segment_client()
+    client.headers.update(TOKEN)
+    return client
+
+
+def test_create_get_list_update_delete_an_audience_with_the_documented_bodies(api, sandbox):
+    sandbox.segment.ingest([{"type": "track", "userId": "u1", "event": "Purchased"}])
+    created = api.post(f"{BASE}/audiences", json={
+        "name": "Profiles Audience V1", "description": "Test profiles audience v1 example", "enabled": True,
+        "audienceType": "USERS", "definition": {"query": "event('Purchased').count() >= 1"},
+        "options": {"includeHistoricalData": True}})
+    assert created.status_code == 200
+    audience = created.json()["data"]["audience"]
+    assert audience["id"].startswith("aud_") and audience["key"] == "profiles_audience_v1"
+    assert audience["spaceId"] == "spa_sandbox" and audience["size"] == {"count": 1, "type": "USERS"}
+    assert audience["computeCadence"] == {"type": "REALTIME"}
+
+    got = api.get(f"{BASE}/audiences/{audience['id']}").json()["data"]["audience"]
+    assert got["definition"] == {"query": "event('Purchased').count() >= 1"}
+
+    listed = api.get(f"{BASE}/audiences", params={"pagination.count": 10}).json()["data"]
+    assert [a["id"] for a in listed["audiences"]] == [audience["id"]]
+    assert listed["pagination"]["totalEntries"] == 1
+
+    updated = api.patch(f"{BASE}/audiences/{audience['id']}", json={
+        "name": "Profiles Audience V1 Updated", "description": "Updated V1 description", "enabled": True,
+        "definition": {"query": "event('Purchased').count() >= 3"},
+        "options": {"includeHistoricalData": False, "filterByExternalIds": ["user_id", "email"]}})
+    assert updated.status_code == 200
+    body = updated.json()["data"]["audience"]
+    assert body["name"] == "Profiles Audience V1 Updated" and body["size"]["count"] == 0
+    assert body["options"]["filterByExternalIds"] == ["user_id", "email"]
+
+    deleted = api.delete(f"{BASE}/audiences/{audience['id']}")
+    assert deleted.json() == {"data": {"status": "SUCCESS"}}
+    assert api.get(f"{BASE}/audiences/{audience['id']}").status_code == 404
+
+
+def test_the_legacy_audience_body_is_accepted(api):
+    response = api.post(f"{BASE}/audiences", json={
+        "name": "name", "description": "description", "enabled": False,
+        "definition": {"query": "event('Shoes Bought').count() >= 1", "type": "USERS"},
+        "options": {"includeAnonymousUsers": True, "includeHistoricalData": True}})
+    assert response.status_code == 200
+    audience = response.json()["data"]["audience"]
+    assert audience["enabled"] is False and "anonymous_id" in audience["options"]["filterByExternalIds"]
+
+
+def test_computed_traits_use_their_own_envelope(api):
+    response = api.post(f"{BASE}/computed-traits", json={
+        "name": "name", "description": "description", "enabled": False,
+        "definition": {"query": "event('Shoes Bought').count()", "type": "USERS"},
+        "options": {"includeAnonymousUsers": True, "includeHistoricalData": True, "backfillDurationDays": 7}})
+    assert response.status_code == 200
+    trait = response.json()["data"]["computedTrait"]
+    assert trait["id"].startswith("tra_") and trait["definition"] == {"query": "event('Shoes Bought').count()",
+                                                                       "type": "USERS"}
+    assert [t["id"] for t in api.get(f"{BASE}/computed-traits").json()["data"]["computedTraits"]] == [trait["id"]]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"definition": {"query": "event('A').count() >= 1"}, "audienceType": "USERS"}, "name"),
+    ({"name": "x", "audienceType": "USERS"}, "definition"),
+    ({"name": "x", "audienceType": "USERS", "definition": {"query": "event('A').count() >="}}, "definition.query"),
+    ({"name": "x", "audienceType": "USERS", "definition": {"query": "event('A').count()"}}, "definition.query"),
+    ({"name": "x", "audienceType": "LINKED", "definition": {"query": "event('A').count() >= 1"}}, "audienceType"),
+    ({"name": "x", "audienceType": "USERS", "enabled": "yes", "definition": {"query": "event('A').count() >= 1"}},
+     "enabled"),
+])
+def test_invalid_audiences_are_refused_with_the_field_and_a_clear_message(api, body, field):
+    response = api.post(f"{BASE}/audiences", json=body)
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["field"] == field and error["message"]
+
+
+def test_a_syntax_error_gives_line_and_column(api):
+    response = api.post(f"{BASE}/audiences", json={"name": "x", "audienceType": "USERS",
+                                                   "definition": {"query": "event('A').count() >= "}})
+    assert "line 1, column" in response.json()["errors"][0]["message"]
+
+
+def test_the_same_key_twice_is_refused(api):
+    body = {"name": "Big Spenders", "audienceType": "USERS", "definition": {"query": "event('A').count() >= 1"}}
+    assert api.post(f"{BASE}/audiences", json=body).status_code == 200
+    again = api.post(f"{BASE}/audiences", json=body)
+    assert again.status_code == 400 and again.json()["errors"][0]["field"] == "key"
+
+
+def test_editing_cannot_turn_a_realtime_audience_into_a_batch_one(api):
+    made = api.post(f"{BASE}/audiences", json={"name": "x", "audienceType": "USERS",
+                                               "definition": {"query": "event('A').count() >= 1"}}).json()
+    response = api.patch(f"{BASE}/audiences/{made['data']['audience']['id']}", json={"definition": {
+        "query": "event('A').where(event('B').within(parent: 1 days).count() >= 1).count() >= 1"}})
+    assert response.status_code == 400 and "realtime" in response.json()["errors"][0]["message"]
+
+
+def test_a_wrong_token_is_401_and_an_unknown_space_or_id_404(sandbox):
+    client = sandbox.segment_client()
+    assert client.get(f"{BASE}/audiences").status_code == 401
+    assert client.get(f"{BASE}/audiences", headers={"Authorization": "Bearer nope"}).json()["errors"][0]["type"] == \
+        "unauthorized"
+    assert client.get("/spaces/spa_other/audiences", headers=TOKEN).status_code == 404
+    missing = client.get(f"{BASE}/audiences/aud_missing", headers=TOKEN)
+    assert missing.status_code == 404 and missing.json()["errors"][0]["type"] == "not-found"
