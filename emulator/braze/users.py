@@ -390,10 +390,12 @@ def _check_key(key: Any, nested: bool = False) -> None:
         raise ObjectError(f"'{key[:64]}' is not a valid custom attribute name")
 
 
-def _custom_scalar(key: str, value: Any) -> Any:
+def _custom_scalar(key: str, value: Any, in_array: bool = False) -> Any:
     if isinstance(value, str):
         if len(value) > MAX_STRING:
             raise ObjectError(f"'{key}' is longer than {MAX_STRING} characters")
+        if in_array:
+            return value  # arrays hold strings; only a top-level value is taken as a time
         time = parse_time(value)  # date-like strings are stored as time (custom_attributes.md)
         return time_text(time) if time else value
     if isinstance(value, bool) or _is_number(value):
@@ -456,7 +458,7 @@ def parse_custom(key: str, value: Any, merge_objects: bool) -> tuple:
             return ("set", key, items)
         if not all(_is_scalar(item) for item in value):
             raise ObjectError(f"'{key}' must be an array of strings, numbers and booleans, or of objects")
-        return ("set", key, _dedupe([_custom_scalar(key, item) for item in value])[-ARRAY_LIMIT:])
+        return ("set", key, _dedupe([_custom_scalar(key, item, True) for item in value])[-ARRAY_LIMIT:])
     if isinstance(value, dict):
         keys = set(value)
         if keys == {"inc"}:  # increment: the key is `inc`, no `$` (user_attributes_object.md)
@@ -469,7 +471,7 @@ def parse_custom(key: str, value: Any, merge_objects: bool) -> tuple:
                 items = value.get(op, [])
                 if not isinstance(items, list) or not all(_is_scalar(item) for item in items):
                     raise ObjectError(f"'{key}' {op} must be an array of strings, numbers and booleans")
-                ops[op] = [_custom_scalar(key, item) for item in items]
+                ops[op] = [_custom_scalar(key, item, True) for item in items]
             return ("add_remove", key, ops["add"], ops["remove"])
         if keys and keys <= {"$add", "$remove", "$update"}:
             ops = {}
