@@ -219,6 +219,8 @@ def test_computed_traits_and_audiences_are_not_overwritten_by_identify(sandbox: 
     assert sandbox.engage.traits(profile, "audience") == {"big_spender": True}
     with pytest.raises(ValueError):
         sandbox.engage.set_trait(profile, "x", 1, "weird")
+    assert sandbox.engage.delete_trait(profile, "big_spender") is True
+    assert sandbox.engage.traits(profile) == {"vip": True}
 
 
 def test_traits_can_be_written_in_bulk_for_many_profiles(sandbox: Sandbox) -> None:

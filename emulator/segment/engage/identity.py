@@ -52,7 +52,8 @@ def check_identifier_settings(value: Any) -> str | None:
             return f"{name}: a mapping with limit, frequency, priority, blocked_values"
         unknown = set(spec) - {"limit", "frequency", "priority", "blocked_values"}
         if unknown:
-            return f"{name}: no such key {sorted(unknown)[0]!r} (known keys: blocked_values, frequency, limit, priority)"
+            return (f"{name}: no such key {sorted(unknown)[0]!r}"
+                    " (known keys: blocked_values, frequency, limit, priority)")
         limit = spec.get("limit", 1)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             return f"{name}.limit: an integer of at least 1"

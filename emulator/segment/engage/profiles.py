@@ -112,7 +112,8 @@ def set_traits(store: "Store", values: dict[str, dict[str, Any]], cls: str, *, s
 
 def delete_trait(store: "Store", profile_id: str, key: str) -> bool:
     with store.transaction() as conn:
-        return conn.execute("DELETE FROM engage_traits WHERE profile_id = ? AND key = ?", (profile_id, key)).rowcount > 0
+        cursor = conn.execute("DELETE FROM engage_traits WHERE profile_id = ? AND key = ?", (profile_id, key))
+        return cursor.rowcount > 0
 
 
 def external_ids(store: "Store", profile_id: str, *, include: Iterable[str] | None = None,
