@@ -2,6 +2,13 @@
 
 Every function takes the sandbox `Store`; profile ids given in are followed through `merged_into`, so an id
 handed out before a merge keeps working.
+
+The tables (schema migration 3), for SQL over every profile at once:
+- live user profiles: `SELECT profile_id FROM engage_profiles WHERE collection = 'users' AND merged_into IS NULL`
+- their events: `engage_event_profiles p JOIN segment_events e ON e.seq = p.seq` (rows always name the live
+  profile: a merge re-points them), e.g. `GROUP BY p.profile_id`
+- their traits: `engage_traits` (value is JSON: `json_extract(value, '$')`; class trait | computed_trait |
+  audience), their ids: `engage_external_ids` (collection 'users'); accounts and `engage_links` for group calls.
 """
 from __future__ import annotations
 
