@@ -49,7 +49,7 @@ def test_an_unknown_space_is_404(segment: httpx.Client, jane: str) -> None:
 
 
 def test_traits_by_any_external_id(segment: httpx.Client, jane: str) -> None:
-    for identifier in ("user_id:u1", "anonymous_id:a1", "email:jane@example.com", jane):
+    for identifier in ("user_id:u1", "anonymous_id:a1", "email:jane@example.com", "USER_ID:u1", jane):
         body = _get(segment, f"{BASE}/{identifier}/traits").json()
         assert body["traits"] == {"city": "Oslo", "email": "jane@example.com", "first_name": "Jane"}
         assert body["cursor"] == {"url": f"{BASE}/{jane}/traits", "has_more": False, "next": "", "limit": 10}

@@ -44,7 +44,8 @@ def resolve(store: "Store", identifier: str, collection: str = "users") -> str |
     """`type:value` (e.g. `user_id:u1`), or a profile id (`use_…` / `acc_…`), to the live profile id."""
     if ":" in identifier:
         id_type, value = identifier.split(":", 1)
-        return profile_id_for(store, id_type, value, collection)
+        # external id types are stored lower-case ("externalIDs must be lower-case", externalids.md)
+        return profile_id_for(store, id_type.lower(), value, collection)
     row = store.execute("SELECT coalesce(merged_into, profile_id), collection FROM engage_profiles"
                         " WHERE profile_id = ?", (identifier,)).fetchone()
     return row[0] if row and row[1] == collection else None
