@@ -65,7 +65,7 @@ def serve(host: str, segment_port: int, braze_port: int, db_path: str | None, co
         sandbox.close()
         raise click.ClickException(f"cannot listen: {exc}") from None
 
-    sandbox.outbox.start_worker()
+    sandbox.start_worker()
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: object) -> None:

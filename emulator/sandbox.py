@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import copy
+import threading
+import time
+import traceback
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -62,6 +65,8 @@ class Sandbox:
         self._configure_hooks: list[Callable[[dict], None]] = []
         self._apps: dict[str, Any] = {}
         self._servers: Any = None
+        self._worker: threading.Thread | None = None
+        self._worker_stop = threading.Event()
         self.urls: dict[str, str] = {}
         self.segment = SegmentWorkspace(self)
         self.braze = BrazeWorkspace(self)
@@ -175,6 +180,38 @@ class Sandbox:
     def braze_url(self) -> str:
         return self.urls["braze"]
 
+    def tick(self) -> dict:
+        """The work time makes due: Engage re-evaluation (windows, batch runs) and deliveries."""
+        self.engage.computations.tick()
+        return self.outbox.deliver_due()
+
+    def start_worker(self, interval: float = 0.2, engage_every: float = 5.0) -> None:
+        """A background thread for a served sandbox: delivers what is due every `interval` seconds and lets
+        Engage see time pass every `engage_every` seconds (a real-time clock moves without anyone calling it)."""
+        if self._worker is not None:
+            return
+        self._worker_stop.clear()
+
+        def run() -> None:
+            last_engage = 0.0
+            while not self._worker_stop.wait(interval):
+                try:
+                    if self.clock.realtime and time.monotonic() - last_engage >= engage_every:
+                        self.engage.computations.tick()
+                        last_engage = time.monotonic()
+                    self.outbox.deliver_due()
+                except Exception:  # an emulator bug: keep the worker alive, surface the error
+                    self.internal_errors.append("background worker: " + traceback.format_exc())
+
+        self._worker = threading.Thread(target=run, name="emulator-worker", daemon=True)
+        self._worker.start()
+
+    def stop_worker(self) -> None:
+        if self._worker is not None:
+            self._worker_stop.set()
+            self._worker.join(30)
+            self._worker = None
+
     def stop(self) -> None:
         if self._servers is not None:
             self._servers.stop()
@@ -182,6 +219,7 @@ class Sandbox:
             self.urls = {}
 
     def close(self) -> None:
+        self.stop_worker()
         self.stop()
         self.outbox.close()
         self.store.close()

@@ -14,7 +14,7 @@ import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ...clock import iso, parse_duration, parse_instant
 from . import braze_cloud, braze_cohorts
@@ -103,8 +103,6 @@ class Outbox:
         self.sandbox = sandbox
         self.transport = Transport(sandbox)
         self._deliver_lock = threading.Lock()
-        self._worker: threading.Thread | None = None
-        self._stop = threading.Event()
         sandbox.segment.tracking.listeners.append(self._on_accept)
         sandbox.add_flusher("outbox", self.deliver_due)
 
@@ -388,32 +386,7 @@ class Outbox:
             result.setdefault(row["destination"], {})[_outcome(row["status"])] = row["n"]
         return result
 
-    # --- the worker for a served sandbox ---------------------------------------------------------------------
-    def start_worker(self, interval: float = 0.2, on_error: Callable[[Exception], None] | None = None) -> None:
-        if self._worker is not None:
-            return
-        self._stop.clear()
-
-        def run() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.deliver_due()
-                except Exception as exc:  # keep delivering; the error is the emulator's, report it
-                    self.sandbox.internal_errors.append(f"outbox worker: {exc!r}")
-                    if on_error:
-                        on_error(exc)
-
-        self._worker = threading.Thread(target=run, name="emulator-outbox", daemon=True)
-        self._worker.start()
-
-    def stop_worker(self) -> None:
-        if self._worker is not None:
-            self._stop.set()
-            self._worker.join(10)
-            self._worker = None
-
     def close(self) -> None:
-        self.stop_worker()
         self.transport.close()
 
 
