@@ -339,6 +339,8 @@ MIGRATIONS.append((5, "engage: evaluation indexes", """
 CREATE INDEX segment_events_engage_name ON segment_events(
     (CASE type WHEN 'track' THEN event WHEN 'page' THEN 'Page Viewed' WHEN 'screen' THEN 'Screen Viewed' END),
     timestamp);
+-- "is this profile considered" (has an external id of the audience's identifier types) without a table lookup.
+CREATE INDEX engage_external_ids_profile_type ON engage_external_ids(profile_id, type);
 """))
 
 # Tables that hold configuration-independent bookkeeping and survive reset().

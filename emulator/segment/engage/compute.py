@@ -124,6 +124,7 @@ class _Compiled:
 class _Compiler:
     query: Query
     realtime: bool
+    since: bool = False
     static: dict[str, Any] = field(default_factory=dict)
     dynamic: list[tuple[str, Callable[[datetime], Any]]] = field(default_factory=list)
     ctes: list[str] = field(default_factory=list)
@@ -210,7 +211,27 @@ class _Compiler:
     def comparison(self, node: Comparison, scope: _Scope) -> str:
         op = node.operator
         subject = self.scalar(node.subject, scope)
+        arg = node.argument
+        values: list[_Val] = []
+        if isinstance(arg, tuple):
+            values = [self.scalar(v, scope) for v in arg]
+        elif arg is not None and not isinstance(arg, Duration):
+            values = [self.scalar(arg, scope)]
+        if isinstance(subject, _TraitVal):
+            # one primary-key lookup of the trait row, the predicate evaluated on it; no row = no value
+            inner = self.predicate(node, subject.row_cmp, subject, values)
+            on_missing = 1 if op in ("absent", "omits") else 0
+            return f"coalesce((SELECT {inner} {subject.lookup}), {on_missing})"
         s = subject.cmp
+        if (isinstance(subject, _EventVal) and subject.raw and op in ("equals", "differs", "one_of", "none_of")
+                and all(v.kind == "lit" and isinstance(v.value, str) and v.value not in ("true", "false")
+                        for v in values)):
+            # a JSON boolean (1/0 through ->>) never equals a string: one JSON read per event is enough
+            s = subject.raw
+        return self.predicate(node, s, subject, values)
+
+    def predicate(self, node: Comparison, s: str, subject: _Val, values: list[_Val]) -> str:
+        op = node.operator
         arg = node.argument
         if op == "exists":
             return f"({s} IS NOT NULL)"
@@ -219,7 +240,6 @@ class _Compiler:
         if op in ("within_last", "within_next", "before_last", "after_next"):
             return self.relative(op, s, arg)
         if op in ("contains", "omits", "one_of", "none_of"):
-            values = [self.scalar(v, scope) for v in arg]
             if op in ("one_of", "none_of"):
                 listed = ", ".join(v.cmp for v in values)
                 if op == "one_of":
@@ -230,7 +250,7 @@ class _Compiler:
             if op == "contains":
                 return f"({s} IS NOT NULL AND ({found}))"
             return f"(NOT coalesce({s} IS NOT NULL AND ({found}), 0))"
-        value = self.scalar(arg, scope)
+        value = values[0]
         a = value.cmp
         if op == "equals":
             return f"({s} = {a})"
@@ -282,8 +302,7 @@ class _Compiler:
         if isinstance(node, TraitRef):
             path = _json_path(node, (), node.path[1:])
             key = self.param(node.key)
-            j = "value" if path == "$" else f"(value -> {self.param(path)})"
-            return _TraitVal(node, scope, key, j)
+            return _TraitVal(node, scope, key, path if path != "$" else None, self.param(path), self.next())
         if isinstance(node, (PropertyRef, ContextRef)):
             return self.event_field(node, scope)
         if isinstance(node, Aggregation):
@@ -311,25 +330,40 @@ class _Compiler:
             alias, stream = scope.events[-2]
         else:
             alias, stream = scope.events[-1]
-        return _Val(self.field_json(node, alias, stream), "json", node=node)
+        j, path = self.field(node, alias, stream)
+        if path is None:
+            return _Val(j, "json", node=node)
+        m = f"{alias}.message"
+        # json_type and json_extract of the same message share one parse; `->` then json_extract would not
+        comparable = (f"(CASE json_type({m}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
+                      f" ELSE json_extract({m}, {path}) END)")
+        return _EventVal(j, "json", node=node, comparable=comparable, raw=f"({m} ->> {path})")
 
     def field_json(self, node: PropertyRef | ContextRef, alias: str, stream: EventStream) -> str:
+        return self.field(node, alias, stream)[0]
+
+    def field(self, node: PropertyRef | ContextRef, alias: str, stream: EventStream) -> tuple[str, str | None]:
+        """(JSON text of the field, its path parameter -- None when it is not one plain path)."""
         if isinstance(node, ContextRef):
-            return f"({alias}.message -> {self.param(_json_path(node, ('context',), node.path))})"
-        j = f"({alias}.message -> {self.param(_json_path(node, ('properties',), node.path))})"
+            path = self.param(_json_path(node, ('context',), node.path))
+            return f"({alias}.message -> {path})", path
+        path = self.param(_json_path(node, ('properties',), node.path))
+        j = f"({alias}.message -> {path})"
         if len(node.path) == 1 and node.path[0] in _PAGE_NAMES.get(stream.name, ()):
             # a page/screen call's name is a field of the call, shown as page_name/screen_name in the builder
             # (reference segment-api.md §2.3); analytics.js also copies it into properties.name.
-            j = f"coalesce({j}, ({alias}.message -> '$.name'))"
-        return j
+            return f"coalesce({j}, ({alias}.message -> '$.name'))", None
+        return j, path
 
     # -- streams ----------------------------------------------------------------------------------------------
     def stream_conditions(self, stream: EventStream, alias: str, scope: _Scope) -> list[str]:
         if stream.source != "event":
             raise _error(stream, f"{stream.source}('{stream.name}'): entity() belongs to Linked Audiences, which "
                                  f"this emulator does not support")
-        conds = [f"{EVENT_NAME_SQL.format(e=alias)} = {self.param(stream.name)}",
-                 f"(:since IS NULL OR {alias}.received_at >= :since)"]
+        conds = [f"{EVENT_NAME_SQL.format(e=alias)} = {self.param(stream.name)}"]
+        if self.since:
+            # only when asked: without it a count reads nothing but the (name, timestamp) index
+            conds.append(f"{alias}.received_at >= :since")
         window = stream.window
         if isinstance(window, Within):
             if window.parent:
@@ -453,13 +487,24 @@ class _CteVal(_Val):
         return self._comparable
 
 
+class _EventVal(_CteVal):
+    """A field of the event being filtered: JSON text, its comparable value, and `raw` (->>) for string tests."""
+
+    def __init__(self, sql: str, kind: str, *, node: Node, comparable: str, raw: str) -> None:
+        super().__init__(sql, kind, node=node, comparable=comparable)
+        self.raw = raw
+
+
 class _TraitVal(_Val):
     """A profile trait: one primary-key lookup, returning JSON or the comparable value as asked."""
 
-    def __init__(self, node: TraitRef, scope: _Scope, key: str, j: str) -> None:
-        lookup = f"FROM engage_traits WHERE profile_id = {scope.profile} AND key = {key}"
-        super().__init__(f"(SELECT {j} {lookup})", "json", node=node)
-        self._comparable = f"(SELECT {_cmp(j)} {lookup})"
+    def __init__(self, node: TraitRef, scope: _Scope, key: str, path: str | None, path_param: str, k: int) -> None:
+        t = f"t{k}"
+        j = f"{t}.value" if path is None else f"({t}.value -> {path_param})"
+        self.lookup = f"FROM engage_traits {t} WHERE {t}.profile_id = {scope.profile} AND {t}.key = {key}"
+        self.row_cmp = _cmp(j)
+        super().__init__(f"(SELECT {j} {self.lookup})", "json", node=node)
+        self._comparable = f"(SELECT {self.row_cmp} {self.lookup})"
 
     @property
     def cmp(self) -> str:
@@ -471,21 +516,22 @@ class Evaluator:
 
     def __init__(self, store: "Store") -> None:
         self.store = store
-        self._cache: dict[tuple[int, bool], tuple[Query, _Compiled]] = {}
+        self._cache: dict[tuple[int, bool, bool], tuple[Query, _Compiled]] = {}
 
-    def compile(self, query: Query, *, realtime: bool = False) -> _Compiled:
-        """The statement for `query` (cached per Query object): batch, or for a list of profile ids."""
-        key = (id(query), realtime)
+    def compile(self, query: Query, *, realtime: bool = False, since: bool = False) -> _Compiled:
+        """The statement for `query` (cached per Query object): batch or for a list of profile ids, with or
+        without a `since` bound on received_at."""
+        key = (id(query), realtime, since)
         hit = self._cache.get(key)
         if hit is not None and hit[0] is query:
             return hit[1]
-        compiled = _Compiler(query, realtime).compile()
+        compiled = _Compiler(query, realtime, since).compile()
         self._cache[key] = (query, compiled)
         return compiled
 
-    def sql(self, query: Query, *, realtime: bool = False) -> str:
+    def sql(self, query: Query, *, realtime: bool = False, since: bool = False) -> str:
         """The SQL a query compiles to (for debugging and the dashboard)."""
-        return self.compile(query, realtime=realtime).sql
+        return self.compile(query, realtime=realtime, since=since).sql
 
     def evaluate(self, query: Query, *, at: datetime, profile_ids: Sequence[str] | None = None,
                  since: str | None = None, external_id_types: Sequence[str] | None = None,
@@ -498,7 +544,7 @@ class Evaluator:
         an external id of these types is not considered (audience False / trait None).
         Audiences give a bool per profile, traits the JSON value (None when there is none).
         """
-        compiled = self.compile(query, realtime=profile_ids is not None)
+        compiled = self.compile(query, realtime=profile_ids is not None, since=since is not None)
         if profile_ids is not None and not profile_ids:
             return {}
         if at.tzinfo is None:
@@ -507,7 +553,8 @@ class Evaluator:
         for name, fn in compiled.dynamic:
             params[name] = fn(at)
         params["collection"] = compiled.collection
-        params["since"] = since
+        if since is not None:
+            params["since"] = since
         params["types"] = None if external_id_types is None else json.dumps(list(external_id_types))
         if profile_ids is not None:
             params["ids"] = json.dumps(list(profile_ids))
