@@ -33,7 +33,7 @@ def _parse_json() -> tuple[Any, bool]:
     raw = request.get_data(cache=True)
     try:
         return json.loads(raw), True
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested thousands deep
         return None, False
 
 

@@ -429,8 +429,15 @@ def _nested(key: str, value: Any, depth: int = 0) -> Any:
     return value
 
 
+def _json_size(value: Any, what: str) -> int:
+    try:
+        return len(json.dumps(value))
+    except RecursionError:
+        raise ObjectError(f"{what} is nested too deeply") from None
+
+
 def _check_size(key: str, value: Any) -> None:
-    if len(json.dumps(value)) > MAX_NESTED_BYTES:
+    if _json_size(value, f"'{key}'") > MAX_NESTED_BYTES:
         raise ObjectError(f"'{key}' is larger than 100 KB")
 
 
@@ -584,7 +591,7 @@ def _properties(value: Any) -> dict:
             raise ObjectError(f"'{key}' is a reserved property name")
         if isinstance(item, str) and len(item) > MAX_STRING:
             raise ObjectError(f"property '{key}' is longer than {MAX_STRING} characters")
-    if len(json.dumps(value)) > MAX_NESTED_BYTES:
+    if _json_size(value, "'properties'") > MAX_NESTED_BYTES:
         raise ObjectError("'properties' is larger than 100 KB")
     return value
 

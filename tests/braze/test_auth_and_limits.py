@@ -85,3 +85,26 @@ def test_bad_braze_configuration_is_refused_at_load(bad):
 
     with pytest.raises(ConfigError):
         Sandbox(config={"braze": bad})
+
+
+def test_json_nested_thousands_deep_is_a_400_not_a_crash(braze):
+    deep = "[" * 5000 + "]" * 5000
+    response = braze.post("/users/track", content=('{"attributes": [{"external_id": "u1", "x": %s}]}' % deep).encode())
+    assert response.status_code == 400
+
+
+def test_control_routes_need_the_control_token_when_one_is_set():
+    with Sandbox(config={"control_token": "secret"}) as sb, sb.braze_client() as client:
+        assert client.get("/_emulator/braze/segments").status_code == 401
+        assert client.get("/_emulator/braze/segments", headers={"X-Emulator-Token": "secret"}).status_code == 200
+
+
+def test_braze_app_is_served_on_a_real_socket(sandbox_server):
+    import httpx
+
+    url = sandbox_server.braze_url
+    headers = {"Authorization": "Bearer sandbox-rest-key"}
+    response = httpx.post(f"{url}/users/track", json={"attributes": [{"external_id": "s1"}]}, headers=headers)
+    assert response.status_code == 201 and response.headers["X-RateLimit-Limit"]
+    exported = httpx.post(f"{url}/users/export/ids", json={"external_ids": ["s1"]}, headers=headers).json()
+    assert exported["users"][0]["external_id"] == "s1"
