@@ -43,18 +43,22 @@ def _bearer() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def create_braze_app(sandbox: "Sandbox") -> Flask:
-    app = create_base_app(sandbox, "braze", _error_body)
-    braze = sandbox.braze
-    auth = braze.auth
+def rest_endpoint(sandbox: "Sandbox", handler: Callable[[Any], dict], status: int = 201, bucket: str = "default",
+                  permission: str | None = None) -> Callable[[], Any]:
+    """A Flask view for one Braze REST endpoint: key and permission (None: the handler authenticates from the
+    body), rate limit, JSON object body, redelivery dedup; `handler(body)` returns the success body or raises
+    BrazeError. Other Braze modules (campaigns, messages) add their endpoints with it:
+    `app.add_url_rule(path, endpoint=path, methods=["POST"], view_func=rest_endpoint(sandbox, fn, 201, "default",
+    "messages.send"))`."""
+    auth = sandbox.braze.auth
 
-    def answer(body: dict, status: int) -> tuple[Response, int]:
-        return jsonify(body), status
+    def answer(body: dict, code: int) -> tuple[Response, int]:
+        return jsonify(body), code
 
-    def serve(handler: Callable[[Any], dict], status: int, bucket: str, permission: str | None) -> Any:
+    def view() -> Any:
         body, parsed = _parse_json()
         try:
-            if permission is not None:  # REST key endpoints; partner cohorts authenticate in the body
+            if permission is not None:
                 key = _bearer() or (body.get("api_key") if isinstance(body, dict) else None)
                 auth.authorize(key if isinstance(key, str) else None, permission)
             g.rate = auth.rate(bucket)
@@ -65,7 +69,7 @@ def create_braze_app(sandbox: "Sandbox") -> Flask:
         except BrazeError as exc:
             return answer(exc.body(), exc.status)
         delivery_id = request.headers.get(DELIVERY_HEADER)
-        with sandbox.store.transaction():
+        with sandbox.store.transaction():  # the answer to a delivery id is stored with its effects
             if delivery_id:
                 stored = auth.delivered(delivery_id, request.path)
                 if stored is not None:
@@ -77,6 +81,14 @@ def create_braze_app(sandbox: "Sandbox") -> Flask:
             if delivery_id:
                 auth.remember(delivery_id, request.path, code, result)
         return answer(result, code)
+
+    return view
+
+
+def create_braze_app(sandbox: "Sandbox") -> Flask:
+    app = create_base_app(sandbox, "braze", _error_body)
+    braze = sandbox.braze
+    auth = braze.auth
 
     routes: list[tuple[str, Callable[[Any], dict], int, str, str | None]] = [
         ("/users/track", braze.users.track, 201, "users.track", "users.track"),
@@ -90,7 +102,7 @@ def create_braze_app(sandbox: "Sandbox") -> Flask:
     ]
     for path, handler, status, bucket, permission in routes:
         app.add_url_rule(path, endpoint=path, methods=["POST"],
-                         view_func=(lambda h=handler, s=status, b=bucket, p=permission: serve(h, s, b, p)))
+                         view_func=rest_endpoint(sandbox, handler, status, bucket, permission))
 
     @app.after_request
     def _rate_headers(response: Response) -> Response:
