@@ -25,7 +25,12 @@ class Ids:
 
     def token(self, prefix: str = "", length: int = 27) -> str:
         """A KSUID-looking id such as Segment's `aud_2g5VilffxpBYqelWk4K0yBzAuFl`."""
-        return prefix + "".join(self.rng.choice(_BASE62) for _ in range(length))
+        number = self.rng.getrandbits(6 * length)  # one draw for the whole token
+        chars = []
+        for _ in range(length):
+            number, digit = divmod(number, 62)
+            chars.append(_BASE62[digit])
+        return prefix + "".join(chars)
 
     def random(self) -> float:
         return self.rng.random()

@@ -10,6 +10,7 @@ default `event = "Audience Entered" or event = "Audience Exited"`) and `mapping`
 """
 from __future__ import annotations
 
+import functools
 from functools import cmp_to_key
 from typing import Any
 
@@ -25,6 +26,12 @@ USERS_PATH = "/partners/segment/cohorts/users"
 MAX_IDS_PER_REQUEST = 1000
 AUDIENCE_KEY_MISMATCH = "The value of `personas computation key` and `personas_audience_key` must match."
 DEFAULT_SUBSCRIPTION = 'event = "Audience Entered" or event = "Audience Exited"'
+
+
+@functools.lru_cache(maxsize=64)
+def _subscription(text: str) -> Subscription:
+    """Parsed once per text: a Subscription is immutable once built."""
+    return Subscription(text)
 
 
 SYNC_AUDIENCES_FIELDS: dict[str, dict] = {
@@ -53,7 +60,7 @@ DEFAULT_MAPPING = default_mapping(SYNC_AUDIENCES_FIELDS)
 def subscribed(event: dict, subscription: str | None = None) -> bool:
     """syncAudiences' trigger; default `event = "Audience Entered" or event = "Audience Exited"`. An identify-mode
     audience needs a trigger such as `type = "identify"` (membership is then read from the traits)."""
-    return Subscription(subscription or DEFAULT_SUBSCRIPTION).matches(event)
+    return _subscription(subscription or DEFAULT_SUBSCRIPTION).matches(event)
 
 
 def map_event(event: dict, settings: dict, single: bool = True) -> dict:
@@ -161,7 +168,7 @@ def build_requests(events: list[dict], settings: dict, known_cohorts: set[str] |
     endpoint = settings.get("endpoint", "")
     single = len(events) == 1
     groups: dict[tuple, list[tuple[int, dict]]] = {}
-    trigger = Subscription(settings.get("subscription") or DEFAULT_SUBSCRIPTION)
+    trigger = _subscription(settings.get("subscription") or DEFAULT_SUBSCRIPTION)
     for index, event in enumerate(events):
         if not trigger.matches(event):
             plan.filtered.append(index)

@@ -285,8 +285,10 @@ class Computations:
         result = {}
         for start in range(0, len(profile_ids), _CHUNK):
             chunk = profile_ids[start:start + _CHUNK]
+            # `+key`: look the few profiles up by primary key instead of scanning every profile with this key.
             result.update((pid, json.loads(v)) for pid, v in conn.execute(
-                sql + f" AND profile_id IN ({','.join('?' * len(chunk))})", params + chunk))
+                f"SELECT profile_id, value FROM engage_traits WHERE profile_id IN ({','.join('?' * len(chunk))})"
+                " AND +key = ? AND class = ?", [*chunk, *params]))
         return result
 
     def _emit(self, conn: "sqlite3.Connection", definition: Definition, changes: list[tuple[str, Any, bool | None]],
