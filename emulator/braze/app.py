@@ -185,8 +185,18 @@ def _control_routes(app: Flask, sandbox: "Sandbox") -> None:
         alias = (args["alias_name"], args["alias_label"]) if "alias_name" in args and "alias_label" in args else None
         given = {"external_id": args.get("external_id"), "braze_id": args.get("braze_id"), "alias": alias,
                  "email": args.get("email")}
-        if sum(v is not None for v in given.values()) != 1:
-            return bad("give exactly one of external_id, braze_id, email, or alias_name with alias_label")
+        count = sum(v is not None for v in given.values())
+        if count == 0:  # a page of profiles, for the dashboard
+            try:
+                limit, offset = int(args.get("limit", 100)), int(args.get("offset", 0))
+            except ValueError:
+                return bad("limit and offset must be integers")
+            if not 0 < limit <= 1000 or offset < 0:
+                return bad("limit must be 1..1000 and offset >= 0")
+            rows = braze.profiles.list(limit, offset, args.get("q"))
+            return jsonify({"users": rows, "count": len(rows), "total": braze.users_count()})
+        if count != 1:
+            return bad("give one of external_id, braze_id, email, or alias_name with alias_label")
         profile = braze.user(given["external_id"], braze_id=given["braze_id"], alias=given["alias"],
                              email=given["email"])
         return jsonify(profile) if profile is not None else bad("no such user", 404)

@@ -206,6 +206,9 @@ class Profiles:
     def _occurrence(self, braze_id: str, kind: str, name: str, at: str, quantity: int) -> None:
         horizon = time_text(self.sandbox.clock.now() - timedelta(days=OCCURRENCE_DAYS + 1))
         if at >= horizon:
+            # what fell out of the 30-day window since the last write goes, so the table stays small
+            self.conn.execute("DELETE FROM braze_occurrences WHERE braze_id = ? AND kind = ? AND name = ? AND time < ?",
+                              (braze_id, kind, name, horizon))
             self.conn.execute("INSERT INTO braze_occurrences (braze_id, kind, name, time, quantity) "
                               "VALUES (?, ?, ?, ?, ?)", (braze_id, kind, name, at, quantity))
 
@@ -219,6 +222,17 @@ class Profiles:
 
     def count(self) -> int:
         return self._one("SELECT count(*) FROM braze_users", ())
+
+    def list(self, limit: int = 100, offset: int = 0, text: str | None = None) -> list[dict]:
+        """Profiles, most recently updated first; `text` matches external id, email, phone or braze_id."""
+        where, params = "", []
+        if text:
+            where = ("WHERE external_id LIKE ? OR email LIKE ? OR phone LIKE ? OR braze_id LIKE ? OR braze_id IN "
+                     "(SELECT braze_id FROM braze_aliases WHERE alias_name LIKE ?)")
+            params = [f"%{text}%"] * 5
+        return self.sandbox.store.query(
+            f"SELECT braze_id, external_id, email, phone, created_at, updated_at FROM braze_users {where} "
+            "ORDER BY updated_seq DESC LIMIT ? OFFSET ?", (*params, limit, offset))
 
 
 def _lower(value: Any) -> str | None:

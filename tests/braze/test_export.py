@@ -63,3 +63,11 @@ def test_python_profile_view_equals_the_export(sandbox, braze):
     assert sandbox.braze.user(braze_id=exported["braze_id"]) == exported
     assert sandbox.braze.user(email="e@x.io") == exported
     assert braze.get("/_emulator/braze/users", params={"external_id": "u1"}).json() == exported
+
+
+def test_control_api_lists_profiles_most_recent_first(braze):
+    braze.post("/users/track", json={"attributes": [{"external_id": "u1"}, {"external_id": "u2", "email": "z@x.io"}]})
+    body = braze.get("/_emulator/braze/users").json()
+    assert [u["external_id"] for u in body["users"]] == ["u2", "u1"] and body["total"] == 2
+    assert [u["external_id"] for u in braze.get("/_emulator/braze/users", params={"q": "z@x"}).json()["users"]] == ["u2"]
+    assert braze.get("/_emulator/braze/users", params={"limit": "x"}).status_code == 400

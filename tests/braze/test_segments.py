@@ -195,3 +195,13 @@ def test_bad_segment_definition_is_refused_with_what_is_wrong(sandbox, braze):
         {"custom_attribute": "plan", "op": "matches_regex", "value": "("}]})
     assert response.status_code == 400 and "regular expression" in response.json()["error"]
     assert braze.get("/_emulator/braze/segments/nope/members").status_code == 404
+
+
+def test_old_occurrences_leave_the_30_day_window_table(sandbox):
+    sandbox.braze.track(events=[{"external_id": "a", "name": "E", "time": "2025-12-31T00:00:00Z"}])
+    sandbox.advance("40d")
+    sandbox.braze.track(events=[{"external_id": "a", "name": "E", "time": "2026-02-09T00:00:00Z"}])
+    rows = sandbox.store.query("SELECT time FROM braze_occurrences")
+    assert [r["time"] for r in rows] == ["2026-02-09T00:00:00.000Z"]
+    assert who(sandbox, {"custom_event": "E", "op": "exactly", "value": 1, "days": 30}) == ["a"]
+    assert who(sandbox, {"custom_event": "E", "op": "exactly", "value": 2}) == ["a"]
