@@ -108,3 +108,59 @@ def test_wrong_key_and_no_key_are_401_on_every_endpoint(shared, path):
         response = client.post(path, json=body, headers={"Authorization": "Bearer wrong"})
         assert response.status_code == 401 and response.json()["message"] in (
             "Invalid API Key", "Invalid client secret")
+
+
+ATTRIBUTE_FIELDS = ["first_name", "last_name", "home_city", "email", "phone", "gender", "dob", "country", "language",
+                    "time_zone", "email_subscribe", "push_subscribe", "current_location", "subscription_groups",
+                    "push_tokens", "date_of_first_session", "marked_email_as_spam_at", "email_open_tracking_disabled",
+                    "facebook", "_update_existing_only", "_merge_objects"]
+
+
+@pytest.mark.parametrize("field", ATTRIBUTE_FIELDS)
+def test_wrong_type_in_an_attribute_field_rejects_that_object(braze, field):
+    wrong = {"email_open_tracking_disabled": "yes", "_update_existing_only": "no", "_merge_objects": 1}.get(field, 5)
+    response = braze.post("/users/track", json={"attributes": [{"external_id": "u1", field: wrong}]})
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"type": response.json()["errors"][0]["type"], "input_array": "attributes",
+                                          "index": 0}]
+    assert braze.post("/users/export/ids", json={"external_ids": ["u1"]}).json()["users"] == []
+
+
+@pytest.mark.parametrize("array, field, wrong", [
+    ("events", "name", 5), ("events", "time", 1767225600), ("events", "properties", "x"), ("events", "app_id", 5),
+    ("events", "external_id", 5), ("events", "user_alias", "x"), ("events", "braze_id", 5),
+    ("purchases", "product_id", 5), ("purchases", "currency", "usd"), ("purchases", "price", "1"),
+    ("purchases", "quantity", 1.5), ("purchases", "quantity", 0), ("purchases", "time", None),
+    ("purchases", "properties", []),
+])
+def test_wrong_type_in_an_event_or_purchase_field_rejects_that_object(braze, array, field, wrong):
+    good = {"events": {"external_id": "u1", "name": "E", "time": "2026-01-01T00:00:00Z"},
+            "purchases": {"external_id": "u1", "product_id": "p", "currency": "USD", "price": 1,
+                          "time": "2026-01-01T00:00:00Z"}}[array]
+    response = braze.post("/users/track", json={array: [{**good, field: wrong}, good]})
+    assert response.status_code == 201
+    assert [(e["input_array"], e["index"]) for e in response.json()["errors"]] == [(array, 0)]
+    assert response.json()[f"{array}_processed"] == 1
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/users/track", {"attributes": {"external_id": "u1"}}),
+    ("/users/track", {"attributes": [], "events": []}),
+    ("/users/track", {"attributez": []}),
+    ("/users/export/ids", {"external_ids": "u1"}),
+    ("/users/export/ids", {"user_aliases": [{"alias_name": "a"}]}),
+    ("/users/export/ids", {"fields_to_export": "email", "external_ids": ["u1"]}),
+    ("/users/export/ids", {"braze_id": 5}),
+    ("/users/export/ids", {"email_address": "a@b.io", "phone": "+1"}),
+    ("/users/alias/new", {"user_aliases": "x"}),
+    ("/users/alias/new", {"user_aliases": [{"alias_name": "a", "alias_label": 5}]}),
+    ("/users/identify", {"aliases_to_identify": [{"external_id": 5, "user_alias": {"alias_name": "a", "alias_label": "l"}}]}),
+    ("/users/identify", {"aliases_to_identify": [], "merge_behavior": "always"}),
+    ("/users/delete", {"external_ids": [5]}),
+    ("/users/delete", {}),
+    ("/users/merge", {"merge_updates": [{"identifier_to_merge": {"email": "a@b.io", "prioritization": "x"},
+                                         "identifier_to_keep": {"external_id": "b"}}]}),
+])
+def test_wrong_types_in_request_fields_are_400_with_a_message(braze, path, body):
+    response = braze.post(path, json=body)
+    assert response.status_code == 400 and response.json()["message"]
