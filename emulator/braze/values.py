@@ -15,7 +15,7 @@ _TZ_SUFFIX = r"(Z|z|[+-]\d{2}:?\d{2})?"
 _COLON_MILLIS = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2}):(\d{1,6})" + _TZ_SUFFIX + "$")
 _US_DATE = re.compile(r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$")  # MM/dd/yyyy, and "12-1-2021" (custom_attributes.md)
 # ddd MM dd HH:mm:ss.TZD YYYY, e.g. "Thu 07 16 19:20:45.+01:00 2013" (Braze's form, oddly; a month name is also taken).
-_CTIME = re.compile(r"^[A-Za-z]{3} ([A-Za-z]{3}|\d{1,2}) (\d{1,2}) (\d{2}):(\d{2}):(\d{2})(?:\.?(Z|[+-]\d{2}:?\d{2}))? (\d{4})$")
+_CTIME = re.compile(r"^[A-Za-z]{3} ([A-Za-z]{3}|\d{1,2}) (\d{1,2}) (\d{2}):(\d{2}):(\d{2})(?:[. ]?(Z|[+-]\d{2}:?\d{2}))? (\d{4})$")
 _MONTHS = {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
 _ISOISH = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?" + _TZ_SUFFIX + "$")
 
