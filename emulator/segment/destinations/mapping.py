@@ -217,6 +217,21 @@ class Subscription:
     def matches(self, event: dict) -> bool:
         return self._eval(self._tree, event)
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The event fields the subscription reads (a caller may memoise matches on their values)."""
+        found: list[str] = []
+
+        def walk(node: tuple) -> None:
+            if node[0] in ("and", "or"):
+                walk(node[1])
+                walk(node[2])
+            elif node[1] not in found:
+                found.append(node[1])
+
+        walk(self._tree)
+        return tuple(found)
+
     def _eval(self, node: tuple, event: dict) -> bool:
         op = node[0]
         if op == "and":

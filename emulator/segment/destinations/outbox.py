@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -40,11 +40,33 @@ class Destination:
     name: str
     kind: str  # 'braze' (Cloud Mode Actions) | 'braze_cohorts'
     settings: dict
+    _memo: dict = field(default_factory=dict, repr=False)
 
     def subscribed(self, message: dict) -> bool:
+        # Subscriptions read a few top-level fields (type, event): memoise on their values, it is on the ingest path.
+        fields = self._memo.get("__fields__")
+        if fields is None:
+            fields = self._memo["__fields__"] = self._subscription_fields()
+        key = tuple(message.get(f) for f in fields) if fields else None
+        if key is not None and all(v is None or isinstance(v, str) for v in key):
+            if key not in self._memo:
+                self._memo[key] = self._match(message)
+            return self._memo[key]
+        return self._match(message)
+
+    def _subscription_fields(self) -> tuple[str, ...]:
+        if self.kind == "braze":
+            subscriptions = [p.subscription for p in braze_cloud.PRESETS[self.settings.get("preset_set") or "classic"]]
+        else:
+            subscriptions = [braze_cohorts._subscription(self.settings.get("subscription")
+                                                         or braze_cohorts.DEFAULT_SUBSCRIPTION)]
+        fields = tuple(dict.fromkeys(f for s in subscriptions for f in s.fields))
+        return fields if all("." not in f for f in fields) else ()
+
+    def _match(self, message: dict) -> bool:
         if self.kind == "braze":
             return bool(braze_cloud.match_presets(message, self.settings.get("preset_set") or "classic"))
-        return braze_cohorts.subscribed(message)
+        return braze_cohorts.subscribed(message, self.settings.get("subscription"))
 
     def plan(self, events: list[dict], known_cohorts: set[str]) -> Plan:
         if self.kind == "braze":
@@ -103,13 +125,20 @@ class Outbox:
         self.sandbox = sandbox
         self.transport = Transport(sandbox)
         self._deliver_lock = threading.Lock()
+        self._destinations: dict[str, Destination] | None = None
+        sandbox.on_configure(self._forget_destinations)
         sandbox.segment.tracking.listeners.append(self._on_accept)
         sandbox.add_flusher("outbox", self.deliver_due)
 
     # --- configuration ------------------------------------------------------------------------------------------
     @property
     def destinations(self) -> dict[str, Destination]:
-        return configured_destinations(self.sandbox.config)
+        if self._destinations is None:
+            self._destinations = configured_destinations(self.sandbox.config)
+        return self._destinations
+
+    def _forget_destinations(self, _config: dict) -> None:
+        self._destinations = None
 
     def _delivery_setting(self, key: str, default: str) -> timedelta:
         return parse_duration((self.sandbox.config["segment"].get("delivery") or {}).get(key, default))
