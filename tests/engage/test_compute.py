@@ -170,7 +170,6 @@ def test_account_traits_combine_with_any(accounts: Sandbox) -> None:
 
 @pytest.mark.parametrize("text,kind,words,column", [
     ("entity('orders').count() >= 1", "audience", "entity() belongs to Linked Audiences", 1),
-    ("event('Page Viewed').expires_after(1 hour).count()", "trait", "expires_after() (session windows) is not", 22),
     ("event('Viewed').mode(property('tags') as array, 2)", "trait", "mode(... as array) is not supported", 1),
 ])
 def test_what_cannot_be_evaluated_is_refused_by_name(sandbox: Sandbox, text: str, kind: str, words: str,

@@ -235,3 +235,25 @@ def test_realtime_evaluation_sees_the_batch_being_ingested(sandbox: Sandbox) -> 
     sandbox.segment.ingest([_track("u", "Signed Up")])
     profile = sandbox.engage.resolve("user_id:u")
     assert seen == [{profile: True}]
+
+
+def test_a_session_window_counts_the_current_session_and_resets_after_the_gap(sandbox: Sandbox) -> None:
+    text = "event('Page Viewed').expires_after(1 hour).count()"
+
+    def view() -> None:
+        sandbox.segment.ingest([{"type": "page", "userId": "u", "name": "Home"}])
+
+    view()
+    sandbox.clock.advance("30m")
+    view()
+    assert evaluate(sandbox, text, "trait") == {"u": 2}
+    sandbox.clock.advance("59m")
+    assert evaluate(sandbox, text, "trait") == {"u": 2}
+    sandbox.clock.advance("2m")  # an hour without a view: the session expired
+    assert evaluate(sandbox, text, "trait") == {"u": 0}
+    view()  # a new session starts from this view only
+    assert evaluate(sandbox, text, "trait") == {"u": 1}
+    sandbox.clock.advance("50m")
+    view()
+    assert evaluate(sandbox, text, "trait") == {"u": 2}
+    assert evaluate(sandbox, "event('Page Viewed').expires_after(1 hour).count() >= 2") == {"u": True}

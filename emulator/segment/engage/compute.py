@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -170,7 +170,8 @@ class _Compiler:
             population = ("SELECT DISTINCT p.profile_id FROM json_each(:ids) j CROSS JOIN engage_profiles p"
                           " ON p.profile_id = j.value WHERE p.collection = :collection AND p.merged_into IS NULL")
         else:
-            population = ("SELECT profile_id FROM engage_profiles WHERE collection = :collection"
+            # nearly every row qualifies: a plain scan beats the (collection, merged_into) index + row lookups
+            population = ("SELECT profile_id FROM engage_profiles NOT INDEXED WHERE collection = :collection"
                           " AND merged_into IS NULL")
         if account:
             # Account profiles hold group_id only: the identifier rule applies to users (docs: audiences of
@@ -179,11 +180,14 @@ class _Compiler:
         else:
             considered = ("(:types IS NULL OR EXISTS (SELECT 1 FROM engage_external_ids x WHERE x.profile_id = P.pid"
                           " AND x.type IN (SELECT value FROM json_each(:types))))")
-        otherwise = "0" if boolean else "NULL"
         ctes = ",\n".join([f"P(pid) AS ({population})"] + self.ctes)
         joins = "".join(f"\n{j}" for j in self.joins)
-        sql = (f"WITH {ctes}\nSELECT P.pid, CASE WHEN {considered} THEN {value} ELSE {otherwise} END"
-               f"\nFROM P{joins}")
+        if boolean:
+            # the identifier check only for members (most profiles are not), so it is cheap in batch
+            result = f"CASE WHEN {value} THEN {considered} ELSE 0 END"
+        else:
+            result = f"CASE WHEN {considered} THEN {value} END"
+        sql = f"WITH {ctes}\nSELECT P.pid, {result}\nFROM P{joins}"
         list_result = isinstance(root, Aggregation) and root.function == "unique"
         return _Compiled(sql, self.static, self.dynamic, "audience" if boolean else "trait", collection,
                          list_result)
@@ -380,7 +384,7 @@ class _Compiler:
         elif isinstance(window, Between):
             conds.append(f"{alias}.timestamp BETWEEN {self.at_minus(window.end)} AND {self.at_minus(window.start)}")
         elif isinstance(window, ExpiresAfter):
-            raise _unsupported(window, f"expires_after() (session windows)")
+            conds.extend(self.session(stream, alias, scope, window.duration))
         elif window is not None:
             raise _unsupported(window, type(window).__name__)
         if stream.exclude_sources:
@@ -390,6 +394,27 @@ class _Compiler:
             inner = _Scope(f"ep{alias[1:]}.profile_id", scope.events + ((alias, stream),), top=False)
             conds.append(self.boolean(stream.where, inner))
         return conds
+
+    def session(self, stream: EventStream, alias: str, scope: _Scope, duration: Duration) -> list[str]:
+        """expires_after(d): only the current session counts -- the run of matching events with less than `d`
+        between one and the next, ending with the latest -- and only while the latest is less than `d` old
+        ("the value resets after duration without a matching event"; docs: session windows, computed-traits.md).
+        """
+        plain = replace(stream, window=None)
+        profile = f"ep{alias[1:]}.profile_id"
+
+        def rows(k: int, extra: str = "") -> str:
+            e, ep = f"e{k}", f"ep{k}"
+            conds = [f"{ep}.profile_id = {profile}"] + self.stream_conditions(plain, e, scope)
+            return (f"FROM engage_event_profiles {ep} CROSS JOIN segment_events {e} ON {e}.seq = {ep}.seq"
+                    f" WHERE {' AND '.join(conds)}{extra}")
+
+        last, y, z = self.next(), self.next(), self.next()
+        seconds = self.param(f"-{duration.seconds} seconds")
+        starts = (f" AND NOT EXISTS (SELECT 1 {rows(z)} AND e{z}.timestamp < e{y}.timestamp"
+                  f" AND e{z}.timestamp > strftime('%Y-%m-%dT%H:%M:%fZ', e{y}.timestamp, {seconds}))")
+        return [f"(SELECT max(e{last}.timestamp) {rows(last)}) > {self.at_minus(duration)}",
+                f"{alias}.timestamp >= (SELECT max(e{y}.timestamp) {rows(y, starts)})"]
 
     def reducer(self, agg: Aggregation, alias: str, stream: EventStream) -> tuple[str, str, str | None]:
         """(aggregate SQL over the stream's rows, kind 'num'|'json', non-null JSON of the argument or None)."""
