@@ -118,17 +118,21 @@ def _flush(conn, batch: list[tuple], ids: list[str]) -> None:
     batch.clear()
 
 
-def bench_batch(sandbox: Sandbox, queries: list) -> float:
+def bench_batch(sandbox: Sandbox, queries: list) -> tuple[float, float]:
+    """(wall, CPU) seconds for one batch evaluation of every query; CPU time is this process's, so it shows the
+    cost whatever else the (shared) machine is doing."""
     evaluator = Evaluator(sandbox.store)
     at = sandbox.clock.now()
-    total = 0.0
+    wall = cpu = 0.0
     for text, query in queries:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         result = evaluator.evaluate(query, at=at, external_id_types=("user_id", "email", "android.idfa", "ios.idfa"))
-        elapsed = time.perf_counter() - started
-        total += elapsed
-        print(f"  {elapsed * 1000:7.0f} ms  {sum(result.values()):6d} of {len(result)}  {text}")
-    return total
+        elapsed, elapsed_cpu = time.perf_counter() - started, time.process_time() - started_cpu
+        wall += elapsed
+        cpu += elapsed_cpu
+        print(f"  {elapsed * 1000:6.0f} ms ({elapsed_cpu * 1000:4.0f} ms CPU)  {sum(result.values()):6d} of "
+              f"{len(result)}  {text}")
+    return wall, cpu
 
 
 def bench_realtime(sandbox: Sandbox, queries: list, profiles: int, users_per_batch: int, batches: int,
@@ -136,16 +140,14 @@ def bench_realtime(sandbox: Sandbox, queries: list, profiles: int, users_per_bat
     evaluator = Evaluator(sandbox.store)
     rng = random.Random(seed)
     spent = [0.0]
-    evaluated = [0]
 
     def listener(messages: list[dict], conn) -> None:
-        started = time.perf_counter()
+        started = time.process_time()
         touched = sorted({m["_profile"] for m in messages if "_profile" in m})
         at = sandbox.clock.now()
         for _text, query in queries:
             evaluator.evaluate(query, at=at, profile_ids=touched, conn=conn)
-        spent[0] += time.perf_counter() - started
-        evaluated[0] += len(touched)
+        spent[0] += time.process_time() - started
 
     sandbox.segment.tracking.listeners.append(listener)
     messages_sent = 0
@@ -160,7 +162,7 @@ def bench_realtime(sandbox: Sandbox, queries: list, profiles: int, users_per_bat
                                                 "category": "shoes"}})
             sandbox.segment.ingest(messages)
             messages_sent += len(messages)
-            sandbox.clock.advance("1m") if hasattr(sandbox.clock, "advance") else None
+            sandbox.clock.advance("1m")
     finally:
         sandbox.segment.tracking.listeners.remove(listener)
     return spent[0] / messages_sent
@@ -180,12 +182,12 @@ def main() -> None:
         print(f"dataset: {args.profiles:,} profiles, {args.events:,} events built in "
               f"{time.perf_counter() - started:.1f} s")
         print(f"batch recompute of {len(queries)} audiences over every profile:")
-        total = bench_batch(sandbox, queries)
-        print(f"batch total: {total:.2f} s for {len(queries)} audiences (target < 5 s)")
+        wall, cpu = bench_batch(sandbox, queries)
+        print(f"batch total: {wall:.2f} s ({cpu:.2f} s CPU) for {len(queries)} audiences (target < 5 s)")
         for users in (10, 100):
             per_message = bench_realtime(sandbox, queries, args.profiles, users, args.batches, args.seed)
             print(f"realtime: {len(queries)} audiences, 100-message batches of {users} users: "
-                  f"{per_message * 1000:.3f} ms extra per message (target < 0.2 ms)")
+                  f"{per_message * 1000:.3f} ms CPU extra per message (target < 0.2 ms)")
 
 
 if __name__ == "__main__":

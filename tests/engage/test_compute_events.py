@@ -52,6 +52,11 @@ EVENT_CASES = [
     ("event('Shoes Bought').where( property('brand').starts_with('Ac') ).count() >= 2", {"a"}),
     ("event('Shoes Bought').where( property('gift').exists() ).count() >= 1", {"b"}),
     ("event('Shoes Bought').where( property('gift') = true ).count() >= 1", {"b"}),
+    ("event('Shoes Bought').where( property('brand').ends_with('ta') ).count() >= 1", {"a"}),
+    ("event('Shoes Bought').where( property('gift').absent() ).count() >= 4", {"a"}),
+    ("event('Shoes Bought').where( property('brand').none_of('Acme', 'Zeta') ).count() >= 1", {"b"}),
+    ("event('Shoes Bought').where( property('brand').omits('e') ).count() >= 1", {"b"}),
+    ("event('Shoes Bought').where( property('size') <= '41' ).count() >= 1", {"b"}),  # strings: lexicographic
     ("event('Shoes Bought').where( property('price') > 100 AND property('brand') = 'Acme' ).count() >= 2", {"a"}),
     ("event('Shoes Bought').where( property('price') > 100 OR property('brand') = 'Bolt' ).count() >= 1",
      {"a", "b"}),
@@ -257,3 +262,21 @@ def test_a_session_window_counts_the_current_session_and_resets_after_the_gap(sa
     view()
     assert evaluate(sandbox, text, "trait") == {"u": 2}
     assert evaluate(sandbox, "event('Page Viewed').expires_after(1 hour).count() >= 2") == {"u": True}
+
+
+def test_a_reducer_inside_where_is_evaluated_per_profile(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest([_track("fan", "Viewed", color="red"), _track("fan", "Viewed", color="red"),
+                            _track("fan", "Bought"), _track("other", "Viewed", color="blue"),
+                            _track("other", "Bought")])
+    text = "event('Bought').where( event('Viewed').mode(property('color'), 2) = 'red' ).count() >= 1"
+    assert members(sandbox, text) == {"fan"}
+    text = "event('Bought').where( event('Viewed').last(property('color')) = 'blue' ).count() >= 1"
+    assert members(sandbox, text) == {"other"}
+
+
+def test_any_reads_each_users_filtered_events(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest([{"type": "group", "userId": "u1", "groupId": "big"},
+                            {"type": "group", "userId": "u2", "groupId": "small"},
+                            _track("u1", "Order Completed", total=900), _track("u2", "Order Completed", total=90)])
+    assert evaluate(sandbox, "ANY event('Order Completed').where(property('total') > 500).count() >= 1") == {
+        "big": True, "small": False}
