@@ -299,3 +299,26 @@ def test_redelivered_request_with_delivery_id_is_applied_once(braze):
     assert export_one(braze, external_id="u1")["custom_events"][0]["count"] == 1
     braze.post("/users/track", json=body, headers={"X-Emulator-Delivery-Id": "d-2"})
     assert export_one(braze, external_id="u1")["custom_events"][0]["count"] == 2
+
+
+def test_concurrent_increments_over_sockets_lose_nothing(sandbox_server):
+    import threading
+
+    import httpx
+
+    url, headers = sandbox_server.braze_url, {"Authorization": "Bearer sandbox-rest-key"}
+
+    def worker():
+        with httpx.Client(base_url=url, headers=headers) as client:
+            for _ in range(10):
+                body = {"attributes": [{"external_id": "hot", "hits": {"inc": 1}}],
+                        "events": [{"external_id": "hot", "name": "Hit", "time": "2025-12-31T00:00:00Z"}]}
+                assert client.post("/users/track", json=body).status_code == 201
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    user = sandbox_server.braze.user("hot")
+    assert user["custom_attributes"]["hits"] == 60 and user["custom_events"][0]["count"] == 60
