@@ -1,5 +1,5 @@
 """`/users/export/ids` and the profile view `sandbox.braze.user`."""
-from .conftest import export_one
+from .helpers import export_one
 
 
 def test_export_reproduces_the_doc_sample_shape(braze, docs_examples):

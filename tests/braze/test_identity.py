@@ -1,7 +1,7 @@
 """`/users/alias/new`, `/users/identify`, `/users/delete`, `/users/merge` (reference/braze-api.md §4)."""
 import pytest
 
-from .conftest import export_one
+from .helpers import export_one
 
 
 def track(braze, **arrays):

@@ -1,5 +1,5 @@
 """`POST /users/track`: every rule of reference/braze-api.md §2, checked afterwards through export."""
-from .conftest import export_one
+from .helpers import export_one
 
 
 def track(braze, **arrays):
