@@ -37,13 +37,15 @@ EVENTS = ["Product Viewed", "Product Added", "Order Completed", "Shoes Bought", 
 AUDIENCES = [
     "event('Order Completed').within(30 days).count() >= 1",
     "event('Shoes Bought').where( property('price') >= 100 ).within(7 days).count() >= 1",
-    "event('Product Viewed').within(14 days).count() >= 5 AND NOT event('Order Completed').within(14 days).count() >= 1",
+    "event('Product Viewed').within(14 days).count() >= 5"
+    " AND NOT event('Order Completed').within(14 days).count() >= 1",
     "trait('plan') = 'pro' AND trait('total_spend') > 500",
     "trait('big_spenders') = true OR event('Order Completed').sum(property('price')) > 800",
     "event('Page Viewed').where( property('name') = 'Pricing' ).within(7 days).count() >= 2",
     "event('Product Added').where( property('category').one_of('shoes', 'shirts') ).count() >= 3",
     "trait('email').ends_with('.org') AND event('Email Opened').within(30 days).count() >= 1",
-    "event('Checkout Started').within(3 days).count() >= 1 AND NOT event('Order Completed').within(3 days).count() >= 1",
+    "event('Checkout Started').within(3 days).count() >= 1"
+    " AND NOT event('Order Completed').within(3 days).count() >= 1",
     "event('Product Viewed').unique(property('sku')).count() >= 4 OR trait('city') = 'Oslo'",
 ]
 

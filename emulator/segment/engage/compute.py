@@ -26,10 +26,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ...clock import iso
+from ...clock import iso, parse_instant
 from .durations import Duration
 from .query import (Aggregation, AllUsers, And, AnyUser, Between, Comparison, ContextRef, EventStream, ExpiresAfter,
                     Literal, Node, Not, Or, PropertyRef, Query, QueryError, TraitRef, Within, iter_nodes)
@@ -52,6 +52,7 @@ EVENT_NAME_SQL = ("CASE {e}.type WHEN 'track' THEN {e}.event WHEN 'page' THEN 'P
 _PAGE_NAMES = {"Page Viewed": ("name", "page_name"), "Screen Viewed": ("name", "screen_name")}
 
 _NUMERIC = "('integer','real')"
+_CACHE_LIMIT = 4096
 
 
 def _cmp(j: str) -> str:
@@ -551,6 +552,9 @@ class Evaluator:
         if hit is not None and hit[0] is query:
             return hit[1]
         compiled = _Compiler(query, realtime, since).compile()
+        if len(self._cache) >= _CACHE_LIMIT:
+            # Query objects re-parsed over and over would otherwise be kept alive here forever
+            self._cache.clear()
         self._cache[key] = (query, compiled)
         return compiled
 
@@ -579,7 +583,8 @@ class Evaluator:
             params[name] = fn(at)
         params["collection"] = compiled.collection
         if since is not None:
-            params["since"] = since
+            # received_at is stored as iso() text: compare like with like
+            params["since"] = iso(parse_instant(since))
         params["types"] = None if external_id_types is None else json.dumps(list(external_id_types))
         if profile_ids is not None:
             params["ids"] = json.dumps(list(profile_ids))
