@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from itertools import compress
+from operator import itemgetter
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -53,6 +55,7 @@ _PAGE_NAMES = {"Page Viewed": ("name", "page_name"), "Screen Viewed": ("name", "
 
 _NUMERIC = "('integer','real')"
 _CACHE_LIMIT = 4096
+_first, _second = itemgetter(0), itemgetter(1)
 
 
 def _cmp(j: str) -> str:
@@ -195,10 +198,15 @@ class _Compiler:
 
     # -- booleans ---------------------------------------------------------------------------------------------
     def boolean(self, node: Node, scope: _Scope) -> str:
-        if isinstance(node, And):
-            return "(" + " AND ".join(self.boolean(op, scope) for op in node.operands) + ")"
-        if isinstance(node, Or):
-            return "(" + " OR ".join(self.boolean(op, scope) for op in node.operands) + ")"
+        if isinstance(node, (And, Or)):
+            # SQLite computes both sides of AND/OR in a result column; CASE stops at the first deciding operand,
+            # and the cheap ones (CTE columns) go first: sub-queries (trait lookups, nested streams) run only
+            # when still needed. Operands are 0/1 (never NULL) and free of side effects, so order is free.
+            operands = sorted((self.boolean(op, scope) for op in node.operands), key=lambda sql: sql.count("SELECT"))
+            if isinstance(node, And):
+                return "(CASE WHEN " + " THEN CASE WHEN ".join(operands) + " THEN 1 ELSE 0 END" \
+                    + " ELSE 0 END" * (len(operands) - 1) + ")"
+            return "(CASE " + " ".join(f"WHEN {sql} THEN 1" for sql in operands) + " ELSE 0 END)"
         if isinstance(node, Not):
             return f"(NOT {self.boolean(node.operand, scope)})"
         if isinstance(node, (AnyUser, AllUsers)):
@@ -594,7 +602,11 @@ class Evaluator:
             with self.store.lock:
                 rows = self.store.conn.execute(compiled.sql, params).fetchall()
         if compiled.kind == "audience":
-            return {pid: bool(value) for pid, value in rows}
+            # 100,000 rows in batch: build the dict in C (fromkeys/compress) rather than a Python loop
+            pids = list(map(_first, rows))
+            out_bool = dict.fromkeys(pids, False)
+            out_bool.update(dict.fromkeys(compress(pids, map(_second, rows)), True))
+            return out_bool
         out: dict[str, Any] = {}
         for pid, value in rows:
             decoded = json.loads(value) if value is not None else None
