@@ -20,7 +20,6 @@ from ...clock import iso, parse_instant
 from .definitions import (AUDIENCE, CYCLE_MESSAGE, TRAIT, Connection, Definition, DefinitionError, DefinitionStore,
                           from_config, parse_connections, parse_query)
 from .emission import Identity, build_messages
-from .query import detect_cycle
 
 if TYPE_CHECKING:
     import sqlite3
@@ -144,6 +143,8 @@ class Computations:
     def _check_cycles(self, candidate: Definition) -> None:
         queries = {d.key: d.query for d in self.definitions.all() if d.id != candidate.id}
         queries[candidate.key] = candidate.query
+        from .query import detect_cycle
+
         cycle = detect_cycle(queries)
         if cycle:
             raise DefinitionError(f"{CYCLE_MESSAGE} ({' -> '.join(cycle)})", "definition.query")

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ...config import ConfigError
-from .query import Query, QueryError, check_definition, detect_cycle
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the query language (lark) is imported when a definition is first parsed: faster start-up
     import sqlite3
+
+    from .query import Query
 
     from ...store import Store
 
@@ -115,6 +116,8 @@ def snake_key(name: str) -> str:
 
 
 def parse_query(text: Any, kind: str, force_batch: bool = False, field_name: str = "query") -> Query:
+    from .query import QueryError, check_definition
+
     if not isinstance(text, str) or not text.strip():
         raise DefinitionError(f"{field_name} must be a non-empty query string", field_name)
     try:
@@ -197,6 +200,8 @@ def external_ids_option(raw: Any, include_anonymous: bool, where: str) -> tuple[
 
 def check_config(config: dict, source: str | None = None) -> None:
     """Refuse bad definitions at load, naming the file and the path (EMULATOR.md §3)."""
+    from .query import detect_cycle
+
     space_id = config["segment"]["space"]["id"]
     queries: dict[str, Query] = {}
     seen: dict[tuple[str, str], str] = {}
@@ -232,6 +237,8 @@ class DefinitionStore:
     def _query(self, kind: str, text: str, force_batch: bool) -> Query:
         cache_key = (kind, text, force_batch)
         if cache_key not in self._parsed:
+            from .query import check_definition
+
             self._parsed[cache_key] = check_definition(text, "audience" if kind == AUDIENCE else "trait",
                                                        force_batch=force_batch)
         return self._parsed[cache_key]
