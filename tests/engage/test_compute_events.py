@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emulator import Sandbox
 from emulator.clock import iso
@@ -280,3 +282,28 @@ def test_any_reads_each_users_filtered_events(sandbox: Sandbox) -> None:
                             _track("u1", "Order Completed", total=900), _track("u2", "Order Completed", total=90)])
     assert evaluate(sandbox, "ANY event('Order Completed').where(property('total') > 500).count() >= 1") == {
         "big": True, "small": False}
+
+
+_EVENT = st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.sampled_from(["Bought", "Viewed"]),
+                   st.integers(0, 200), st.integers(0, 24 * 20))
+
+
+@settings(max_examples=25, deadline=None)
+@given(events=st.lists(_EVENT, max_size=25), name=st.sampled_from(["Bought", "Viewed"]), price=st.integers(0, 200),
+       days=st.integers(1, 15), at_least=st.integers(0, 3))
+def test_counts_with_where_and_within_match_a_direct_count(events: list, name: str, price: int, days: int,
+                                                           at_least: int) -> None:
+    with Sandbox() as sandbox:
+        now = sandbox.clock.now()
+        messages = [{**_track(user, event, price=amount), "timestamp": iso(now - timedelta(hours=hours))}
+                    for user, event, amount, hours in events]
+        messages += [{"type": "identify", "userId": user} for user in ("u1", "u2", "u3")]
+        sandbox.segment.ingest(messages)
+        text = f"event('{name}').where(property('price') >= {price}).within({days} days).count() >= {at_least}"
+        expected = {user for user in ("u1", "u2", "u3")
+                    if sum(1 for u, e, amount, hours in events
+                           if u == user and e == name and amount >= price and hours <= days * 24) >= at_least}
+        assert members(sandbox, text) == expected
+        counts = evaluate(sandbox, f"event('{name}').where(property('price') >= {price}).within({days} days).count()",
+                          "trait")
+        assert {u for u, n in counts.items() if n >= at_least} == expected
