@@ -179,3 +179,20 @@ def test_what_cannot_be_evaluated_is_refused_by_name(sandbox: Sandbox, text: str
         Evaluator(sandbox.store).evaluate(query, at=sandbox.clock.now())
     assert words in str(caught.value)
     assert (caught.value.line, caught.value.column) == (1, column)
+
+
+def test_a_batch_evaluation_is_one_sql_statement_whatever_the_number_of_profiles(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest([{"type": "track", "userId": f"u{n}", "event": "Clicked", "properties": {"n": n}}
+                            for n in range(50)])
+    query = check_definition("event('Clicked').where(property('n') >= 10).count() >= 1 AND NOT trait('x').exists()"
+                             " OR event('Clicked').where(event('Clicked').within(parent: 1 day).count() >= 1)"
+                             ".count() >= 1")
+    evaluator = Evaluator(sandbox.store)
+    statements: list[str] = []
+    sandbox.store.conn.set_trace_callback(statements.append)
+    try:
+        result = evaluator.evaluate(query, at=sandbox.clock.now())
+    finally:
+        sandbox.store.conn.set_trace_callback(None)
+    assert len(result) == 50 and sum(result.values()) == 40
+    assert len(statements) == 1 and statements[0].startswith("WITH P(pid)")

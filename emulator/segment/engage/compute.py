@@ -468,9 +468,13 @@ class _Compiler:
             freq = self.param(agg.min_frequency or 1)
             inner = (f"SELECT {j} AS j, count(*) AS n FROM {source} WHERE {where} AND coalesce({j}, 'null') <> 'null'"
                      f" GROUP BY 1")
-            sql = f"(SELECT j FROM ({inner}) WHERE n >= {freq} ORDER BY n DESC, CAST({_cmp('j')} AS TEXT) LIMIT 1)"
-            return _Val(sql, "json", node=agg)
+            tail = f"FROM ({inner}) WHERE n >= {freq} ORDER BY n DESC, CAST({_cmp('j')} AS TEXT) LIMIT 1"
+            return _CteVal(f"(SELECT j {tail})", "json", node=agg, comparable=f"(SELECT {_cmp('j')} {tail})")
         expr, kind, _ = self.reducer(agg, e, stream)
+        if kind == "json":
+            # the comparable form computed inside the sub-query: it runs once, not once per use of its value
+            return _CteVal(f"(SELECT {expr} FROM {source} WHERE {where})", kind, node=agg,
+                           comparable=f"(SELECT {_cmp(expr)} FROM {source} WHERE {where})")
         return _Val(f"(SELECT {expr} FROM {source} WHERE {where})", kind, node=agg)
 
     def stream_cte(self, agg: Aggregation, scope: _Scope, k: int) -> _Val:
