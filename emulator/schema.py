@@ -72,8 +72,7 @@ CREATE TABLE segment_events (
     received_at  TEXT NOT NULL,
     message      TEXT NOT NULL
 );
-CREATE INDEX segment_events_user ON segment_events(user_id);
-CREATE INDEX segment_events_anon ON segment_events(anonymous_id);
+-- Reads by profile go through engage_event_profiles; an index here would only slow every ingest.
 
 -- messageIds seen in the last 24 h of sandbox time (dedup is global, not per source).
 CREATE TABLE segment_message_ids (

@@ -12,6 +12,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -37,6 +38,7 @@ def batch_body(worker: int, n: int) -> bytes:
 
 
 def start_server(*extra: str) -> tuple[subprocess.Popen, str, float]:
+    """`emulator serve` on a free port; returns the process, its Segment URL and seconds to the first 200."""
     port = free_port()
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "emulator.cli", "serve", "--segment-port", str(port),
@@ -118,15 +120,23 @@ def main() -> None:
           + ", ".join(f"{s:.3f}" for s in starts) + ")")
     print(f"fixture: a fresh Sandbox (create + close): median {fixture_cost():.2f} ms")
     print(f"in-process: sandbox.segment.ingest, batches of {BATCH}: {in_process_throughput(min(args.seconds, 10)):,.0f} events/s")
-    process, url, _ = start_server()
-    try:
-        for threads in (int(t) for t in args.threads.split(",")):
-            rate = http_throughput(url, threads, args.seconds)
-            print(f"http: POST /v1/batch ({BATCH}/request), {threads} client thread(s), {args.seconds:.0f} s: "
-                  f"{rate:,.0f} events/s")
-    finally:
-        process.terminate()
-        process.wait()
+    # The defaults deliver every event to Braze in the same process while ingesting; "ingest only" turns the
+    # destinations off to show the Tracking API (with identity resolution) alone.
+    with tempfile.TemporaryDirectory() as tmp:
+        ingest_only = os.path.join(tmp, "ingest-only.yaml")
+        with open(ingest_only, "w") as f:
+            f.write("segment:\n  destinations:\n    braze: {enabled: false}\n    braze_cohorts: {enabled: false}\n")
+        for label, extra in (("defaults (delivering to Braze meanwhile)", ()),
+                             ("ingest only (destinations off)", ("--config", ingest_only))):
+            process, url, _ = start_server(*extra)
+            try:
+                for threads in (int(t) for t in args.threads.split(",")):
+                    rate = http_throughput(url, threads, args.seconds)
+                    print(f"http, {label}: POST /v1/batch ({BATCH}/request), {threads} client thread(s), "
+                          f"{args.seconds:.0f} s: {rate:,.0f} events/s")
+            finally:
+                process.terminate()
+                process.wait()
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
 
 
