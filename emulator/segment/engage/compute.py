@@ -9,11 +9,12 @@ population kind) into a statement of the form
     SELECT P.pid, <the definition as an expression over S1.., traits and correlated sub-queries>
     FROM P LEFT JOIN S1 ON S1.pid = P.pid ...
 
-A stream at the top of the definition becomes a grouped CTE: in batch (`profile_ids=None`) it reads the matching
-events through the `segment_events_engage_name` index (event name, timestamp) for all profiles at once; for a handful
-of profiles (realtime) it starts from those profiles' events instead (engage_event_profiles(profile_id, seq)).
-Streams nested in where() (funnels, `NOT event(..).count() >= 1` inside where) and streams under ANY/ALL are
-correlated sub-queries. Time bounds depend on `at` and are bound as parameters on every call.
+In batch (`profile_ids=None`) a stream at the top of the definition becomes a grouped CTE that reads the matching
+events through the `segment_events_engage_name` index (event name, timestamp) for all profiles at once. For a handful
+of profiles (realtime), and for streams nested in where() (funnels, `NOT event(..).count() >= 1` inside where) or
+under ANY/ALL, a stream is a correlated sub-query that starts from the profile's events
+(engage_event_profiles(profile_id, seq)); AND/OR are CASE chains with the cheap operands first, so such a sub-query
+only runs when it can still change the answer. Time bounds depend on `at` and are bound as parameters on every call.
 
 Values: every property/trait value is carried as JSON text (`message -> '$.properties.x'`) so a trait's result keeps
 its JSON type, and compared through `_cmp()`, which maps JSON true/false to the strings 'true'/'false' (the docs
@@ -458,7 +459,7 @@ class _Compiler:
         e, ep = f"e{k}", f"ep{k}"
         if agg.function == "mode" and agg.as_type == "array":
             raise _unsupported(agg, "mode(... as array)")
-        if scope.top:
+        if scope.top and not self.realtime:
             return self.stream_cte(agg, scope, k)
         conds = [f"{ep}.profile_id = {scope.profile}"] + self.stream_conditions(stream, e, scope)
         source = f"engage_event_profiles {ep} CROSS JOIN segment_events {e} ON {e}.seq = {ep}.seq"
@@ -478,15 +479,11 @@ class _Compiler:
         return _Val(f"(SELECT {expr} FROM {source} WHERE {where})", kind, node=agg)
 
     def stream_cte(self, agg: Aggregation, scope: _Scope, k: int) -> _Val:
-        """A top-level stream as a grouped CTE S<k>(pid, v, c) joined to P."""
+        """A top-level stream in batch: a grouped CTE S<k>(pid, v, c), read by event name, joined to P."""
         stream = agg.stream
         e, ep = f"e{k}", f"ep{k}"
         conds = self.stream_conditions(stream, e, scope)
-        if self.realtime:
-            source = (f"P CROSS JOIN engage_event_profiles {ep} ON {ep}.profile_id = P.pid"
-                      f" CROSS JOIN segment_events {e} ON {e}.seq = {ep}.seq")
-        else:
-            source = f"segment_events {e} CROSS JOIN engage_event_profiles {ep} ON {ep}.seq = {e}.seq"
+        source = f"segment_events {e} CROSS JOIN engage_event_profiles {ep} ON {ep}.seq = {e}.seq"
         where = " AND ".join(conds)
         name = f"S{k}"
         if agg.function == "mode":
