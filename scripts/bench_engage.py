@@ -83,26 +83,36 @@ def build(sandbox: Sandbox, profiles: int, events: int, seed: int) -> None:
                          " created_at) VALUES (?, 'users', ?, ?, 'sandbox', ?)", ext)
         conn.executemany("INSERT INTO engage_traits (profile_id, key, value, class, updated_at)"
                          " VALUES (?, ?, ?, ?, ?)", traits)
+        # 1M rows: the timestamps and JSON bodies are put together from precomputed pieces (json.dumps and
+        # datetime arithmetic per row would take most of the build time); every value is JSON-safe text.
         start = now - timedelta(days=90)
-        span = 90 * 86400
-        stamps = sorted(rng.random() * span for _ in range(events))
+        days = [iso(start + timedelta(days=d))[:11] for d in range(91)]
+        span = 90 * 86400 * 1000
+        stamps = sorted(int(rng.random() * span) for _ in range(events))
+        start_ms = start.hour * 3_600_000 + start.minute * 60_000 + start.second * 1000
+        draw = rng.random
+        quoted_skus = [json.dumps(sku) for sku in skus]
 
         def rows():
             for seq, offset in enumerate(stamps, start=1):
-                n = rng.randrange(profiles)
-                ts = iso(start + timedelta(seconds=offset))
-                if rng.random() < 0.2:
-                    message = {"type": "page", "name": rng.choice(pages), "userId": f"user-{n}",
-                               "properties": {"path": "/"}, "timestamp": ts}
+                day, ms = divmod(offset + start_ms, 86_400_000)
+                hours, ms = divmod(ms, 3_600_000)
+                minutes, ms = divmod(ms, 60_000)
+                ts = f"{days[day]}{hours:02d}:{minutes:02d}:{ms // 1000:02d}.{ms % 1000:03d}Z"
+                n = int(draw() * profiles)
+                if draw() < 0.2:
+                    name = pages[int(draw() * len(pages))]
+                    message = (f'{{"type":"page","name":"{name}","userId":"user-{n}","properties":{{"path":"/"}},'
+                               f'"timestamp":"{ts}"}}')
                     kind, event = "page", None
                 else:
-                    event = rng.choice(EVENTS)
-                    message = {"type": "track", "event": event, "userId": f"user-{n}", "timestamp": ts,
-                               "properties": {"price": round(rng.uniform(5, 300), 2), "sku": rng.choice(skus),
-                                              "category": rng.choice(categories)}}
+                    event = EVENTS[int(draw() * len(EVENTS))]
+                    price = round(5 + draw() * 295, 2)
+                    message = (f'{{"type":"track","event":"{event}","userId":"user-{n}","timestamp":"{ts}",'
+                               f'"properties":{{"price":{price},"sku":{quoted_skus[int(draw() * len(skus))]},'
+                               f'"category":"{categories[int(draw() * len(categories))]}"}}}}')
                     kind = "track"
-                yield (seq, f"m-{seq}", "sandbox", kind, event, f"user-{n}", None, ts, ts,
-                       json.dumps(message, separators=(",", ":")), n)
+                yield (seq, f"m-{seq}", "sandbox", kind, event, f"user-{n}", None, ts, ts, message, n)
 
         batch: list[tuple] = []
         for row in rows():
