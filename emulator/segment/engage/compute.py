@@ -112,7 +112,7 @@ class _Val:
 class _Scope:
     profile: str                                  # SQL giving the profile id the expression is about
     events: tuple[tuple[str, EventStream], ...] = ()  # enclosing event aliases, innermost last
-    top: bool = True                              # user-scope top level: streams become grouped CTEs
+    top: bool = True                              # user-scope top level: batch streams become CTEs
 
 
 @dataclass
@@ -183,8 +183,9 @@ class _Compiler:
             # users with user_id/email/idfa); an account is considered when it exists.
             considered = "1"
         else:
-            considered = ("(:types IS NULL OR EXISTS (SELECT 1 FROM engage_external_ids x WHERE x.profile_id = P.pid"
-                          " AND x.type IN (SELECT value FROM json_each(:types))))")
+            # CASE, not OR: SQLite evaluates both sides of an OR in a result column
+            considered = ("(CASE WHEN :types IS NULL THEN 1 ELSE EXISTS (SELECT 1 FROM engage_external_ids x"
+                          " WHERE x.profile_id = P.pid AND x.type IN (SELECT value FROM json_each(:types))) END)")
         ctes = ",\n".join([f"P(pid) AS ({population})"] + self.ctes)
         joins = "".join(f"\n{j}" for j in self.joins)
         if boolean:
@@ -258,23 +259,23 @@ class _Compiler:
                 listed = ", ".join(v.cmp for v in values)
                 if op == "one_of":
                     return f"({s} IN ({listed}))"
-                return f"({s} IS NOT NULL AND {s} NOT IN ({listed}))"
+                return f"({s} NOT IN ({listed}))"  # NULL (absent) stays NULL: false
             text = f"CAST({s} AS TEXT)"
             found = " OR ".join(f"instr({text}, CAST({v.cmp} AS TEXT)) > 0" for v in values)
             if op == "contains":
-                return f"({s} IS NOT NULL AND ({found}))"
-            return f"(NOT coalesce({s} IS NOT NULL AND ({found}), 0))"
+                return f"({found})"
+            return f"(NOT coalesce({found}, 0))"
         value = values[0]
         a = value.cmp
         if op == "equals":
             return f"({s} = {a})"
         if op == "differs":
-            return f"({s} IS NOT NULL AND {s} <> {a})"
+            return f"({s} <> {a})"  # docs: differs needs the value to exist; NULL <> x is NULL: false
         if op in ("starts_with", "ends_with"):
             text = f"CAST({s} AS TEXT)"
             needle = f"CAST({a} AS TEXT)"
             if op == "starts_with":
-                return f"({s} IS NOT NULL AND substr({text}, 1, length({needle})) = {needle})"
+                return f"(substr({text}, 1, length({needle})) = {needle})"
             return f"({s} IS NOT NULL AND (length({needle}) = 0 OR substr({text}, -length({needle})) = {needle}))"
         if op in ("before_date", "after_date"):
             sign = "<" if op == "before_date" else ">"
