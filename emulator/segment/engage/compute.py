@@ -21,6 +21,25 @@ its JSON type, and compared through `_cmp()`, which maps JSON true/false to the 
 compare `trait('VIP') = 'true'`, and audience membership is stored as JSON true) and everything else to its SQL value.
 A comparison whose value is missing is false (`differs`: "only returns true if the value exists"), so NOT of it is
 true. Numbers and strings never compare with <, >: `property('price') > 100` is false for the string '150'.
+
+Decisions where the docs are silent (reference §2.3/§3.4 give the function, not the edge):
+- `none_of` and `differs` need the value to exist; `omits` is `NOT contains` (docs), so it holds for a missing value.
+- contains / starts_with / ends_with are case-sensitive substring tests on the value as text.
+- before_date/after_date compare instants (julianday); a bare date is midnight UTC. within_last / within_next /
+  before_last / after_next with days compare UTC calendar dates ("today"), with hours instants.
+- sum/avg/min/max read numeric values only; with none the trait has no value (None). `as string` is
+  lexicographic over every scalar. first/last: the earliest/latest event (timestamp, then arrival) that has the
+  property. mode: most frequent value seen at least `d` times (the AST's default 1), tie -> first alphabetical.
+  unique: distinct values, alphabetical (None when there are none); unique(...).count() is 0 then.
+- Page/screen calls are `Page Viewed` / `Screen Viewed`; on those, property('name') (and page_name /
+  screen_name) falls back to the call's `name`. sources({exclude}) matches the source name (the emulator's id).
+- Windows use the event `timestamp`: within(d) = at-d <= timestamp (inclusive), between(s, e) = at-e .. at-s.
+  Later events (a timestamp after `at`) are not excluded.
+- expires_after(d): only the current session (events less than d apart, ending with the latest) and only while
+  the latest is less than d old.
+- Account-level definitions (ANY/ALL anywhere) are evaluated over the 'accounts' collection: trait() outside
+  ANY/ALL reads the account, inside it the linked user; ALL over an account without users is true; the
+  identifier-type rule applies to users only.
 """
 from __future__ import annotations
 
