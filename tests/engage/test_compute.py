@@ -196,3 +196,13 @@ def test_a_batch_evaluation_is_one_sql_statement_whatever_the_number_of_profiles
         sandbox.store.conn.set_trace_callback(None)
     assert len(result) == 50 and sum(result.values()) == 40
     assert len(statements) == 1 and statements[0].startswith("WITH P(pid)")
+
+
+def test_an_account_whose_users_all_left_is_in_an_all_audience_but_not_in_any(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest([{"type": "group", "userId": "u1", "groupId": "empty"},
+                            {"type": "group", "userId": "u2", "groupId": "busy"},
+                            {"type": "track", "userId": "u2", "event": "Clicked"}])
+    sandbox.store.execute("DELETE FROM engage_links WHERE account_id = ?", (sandbox.engage.resolve(
+        "group_id:empty", "accounts"),))
+    assert evaluate(sandbox, "ALL event('Clicked').count() >= 1") == {"empty": True, "busy": True}
+    assert evaluate(sandbox, "ANY event('Clicked').count() >= 1") == {"empty": False, "busy": True}

@@ -307,3 +307,11 @@ def test_counts_with_where_and_within_match_a_direct_count(events: list, name: s
         counts = evaluate(sandbox, f"event('{name}').where(property('price') >= {price}).within({days} days).count()",
                           "trait")
         assert {u for u, n in counts.items() if n >= at_least} == expected
+
+
+def test_since_may_be_any_iso_spelling_of_the_instant(sandbox: Sandbox) -> None:
+    sandbox.segment.ingest([_track("old", "Clicked")])
+    sandbox.clock.advance("2h")
+    sandbox.segment.ingest([_track("new", "Clicked")])
+    assert members(sandbox, "event('Clicked').count() >= 1", since="2026-01-01T01:00:00+00:00") == {"new"}
+    assert members(sandbox, "event('Clicked').count() >= 1", since="2026-01-01T02:00:00+02:00") == {"old", "new"}
