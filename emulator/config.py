@@ -227,7 +227,7 @@ def load_config(config: dict | str | Path | None = None) -> dict:
     """The defaults, with `config` (a dict, or a YAML file path) merged over them, validated."""
     source = None
     if config is None:
-        user: dict = {}
+        return copy.deepcopy(DEFAULTS)  # the defaults are valid as they stand
     elif isinstance(config, (str, Path)):
         source = str(config)
         try:

@@ -6,6 +6,7 @@ mode with `synchronous=NORMAL`: a committed transaction survives the process bei
 """
 from __future__ import annotations
 
+import functools
 import sqlite3
 import sys
 import threading
@@ -50,7 +51,10 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
         self.lock = threading.RLock()
-        self._migrate()
+        if self.path is None and _fresh_image() is not None:
+            conn.deserialize(_fresh_image())  # a new in-memory store: copy the migrated empty schema at once
+        else:
+            self._migrate()
 
     def _migrate(self) -> None:
         with self.transaction():
@@ -112,6 +116,24 @@ class Store:
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+
+
+@functools.lru_cache(maxsize=1)
+def _fresh_image() -> bytes | None:
+    """The bytes of an empty, fully migrated database, made once per process: a new in-memory store starts from
+    them in ~0.1 ms instead of running every migration (the pytest `sandbox` fixture makes one per test). It is an
+    immutable value, shared by nobody's data."""
+    if not hasattr(sqlite3.Connection, "deserialize"):  # SQLite built without it: migrate every time
+        return None
+    template = Store.__new__(Store)
+    template.path = None
+    template.conn = sqlite3.connect(":memory:", isolation_level=None)
+    template.db = sqlite_utils.Database(template.conn)
+    template.lock = threading.RLock()
+    template._migrate()
+    image = template.conn.serialize()
+    template.conn.close()
+    return image
 
 
 def _statements(sql: str) -> list[str]:
