@@ -261,6 +261,7 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox(destination, status, next_attempt_at, id);
 CREATE INDEX outbox_message ON outbox(message_id);
+CREATE INDEX outbox_inflight ON outbox(inflight_request) WHERE status = 'inflight';  -- found again after a crash
 
 -- Every request a destination sent, with Braze's answer.
 CREATE TABLE delivery_requests (
