@@ -197,3 +197,17 @@ def test_reset_cancels_queued_deliveries(sandbox):
     sandbox.reset()
     assert sandbox.flush()["delivered"] == 0
     assert sandbox.braze.user(external_id="u1") is None
+
+
+def test_the_background_worker_of_a_served_sandbox_delivers_without_flush():
+    import time
+
+    with Sandbox(clock="realtime") as sb:
+        sb.serve()
+        sb.start_worker(interval=0.02)
+        sb.segment.ingest({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
+        deadline = time.monotonic() + 10
+        while sb.braze.user(external_id="u1") is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sb.braze.user(external_id="u1")["custom_attributes"] == {"plan": "pro"}
+        assert sb.internal_errors == []
