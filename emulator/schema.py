@@ -30,32 +30,34 @@ CREATE TABLE requests (
 );
 CREATE INDEX requests_app_path ON requests(app, path, id);
 
--- Every message a Segment source received, raw as sent (bounded per source).
+-- Every message a Segment source received, raw as sent (bounded per source). An accepted message's row is
+-- slim (type, event, ids are read from its segment_events row): one row per event is on the ingest path.
 CREATE TABLE segment_debugger (
     id           INTEGER PRIMARY KEY,
     source       TEXT,                        -- NULL when the write key is unknown
-    write_key    TEXT,
-    path         TEXT NOT NULL,
-    received_at  TEXT NOT NULL,
     status       TEXT NOT NULL,               -- 'accepted' | 'dropped' | 'rejected'
     reason_code  TEXT,
     reason       TEXT,
-    type         TEXT,
+    type         TEXT,                        -- these five NULL when accepted (see segment_events)
     event        TEXT,
     user_id      TEXT,
     anonymous_id TEXT,
     message_id   TEXT,
     event_seq    INTEGER,                     -- segment_events.seq when accepted
-    payload_id   INTEGER NOT NULL,            -- segment_payloads.id: the request body, raw as sent
+    payload_id   INTEGER NOT NULL,            -- segment_payloads.id: the request, raw as sent
     item_index   INTEGER                      -- position in its batch; NULL for a single-message request
 );
 CREATE INDEX segment_debugger_source ON segment_debugger(source, id);
-CREATE INDEX segment_debugger_payload ON segment_debugger(payload_id);
 
--- Request bodies as sent, once per request, so the debugger shows each message raw without storing it twice.
+-- Requests as sent, once per request, so the debugger shows each message raw without storing it twice.
+-- A source's payload ids grow with its debugger ids: trimming drops the payloads below its oldest row.
 CREATE TABLE segment_payloads (
-    id   INTEGER PRIMARY KEY,
-    body TEXT NOT NULL
+    id          INTEGER PRIMARY KEY,
+    source      TEXT,
+    write_key   TEXT,
+    path        TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    body        TEXT NOT NULL
 );
 
 -- Every accepted message as Segment keeps it (receivedAt, timestamp, merged context): unbounded,

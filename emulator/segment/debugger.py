@@ -46,9 +46,11 @@ def search(store: "Store", *, source: str | None = None, status: str | None = No
     """Filters combine with AND; `text` matches anywhere in the raw message (case-insensitive)."""
     where, params = [], []
     filters: list[tuple[str, Any]] = [
-        ("d.source = ?", source), ("d.status = ?", status), ("d.type = ?", type), ("d.event = ?", event),
-        ("d.user_id = ?", user_id), ("d.anonymous_id = ?", anonymous_id), ("d.message_id = ?", message_id),
-        ("d.write_key = ?", write_key), ("d.id < ?", before_id),
+        ("d.source = ?", source), ("d.status = ?", status), ("coalesce(d.type, e.type) = ?", type),
+        ("coalesce(d.event, e.event) = ?", event), ("coalesce(d.user_id, e.user_id) = ?", user_id),
+        ("coalesce(d.anonymous_id, e.anonymous_id) = ?", anonymous_id),
+        ("coalesce(d.message_id, e.message_id) = ?", message_id), ("p.write_key = ?", write_key),
+        ("d.id < ?", before_id),
     ]
     for clause, value in filters:
         if value is not None:
@@ -57,7 +59,12 @@ def search(store: "Store", *, source: str | None = None, status: str | None = No
     if text:
         where.append("p.body LIKE ? ESCAPE '\\'")
         params.append("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-    sql = ("SELECT d.*, e.message AS message, p.body AS body FROM segment_debugger d"
+    # An accepted message's row leaves type, event and ids to its event row (tracking keeps them equal).
+    sql = ("SELECT d.id, d.source, p.write_key, p.path, p.received_at, d.status, d.reason, d.reason_code,"
+           " coalesce(d.type, e.type) AS type, coalesce(d.event, e.event) AS event,"
+           " coalesce(d.user_id, e.user_id) AS user_id, coalesce(d.anonymous_id, e.anonymous_id) AS anonymous_id,"
+           " coalesce(d.message_id, e.message_id) AS message_id, d.payload_id, d.item_index,"
+           " e.message AS message, p.body AS body FROM segment_debugger d"
            " JOIN segment_payloads p ON p.id = d.payload_id LEFT JOIN segment_events e ON e.seq = d.event_seq")
     if where:
         sql += " WHERE " + " AND ".join(where)

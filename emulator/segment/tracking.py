@@ -260,9 +260,9 @@ class Tracking:
                 message, drop = self._normalize(item, kind, context, integrations, sent_at, times, received_at)
             if drop is None:
                 accepted.append(message)
-                debugger_rows.append([source_name, write_key, path, received_at, "accepted", None, None,
-                                      message["type"], message.get("event"), message.get("userId"),
-                                      message.get("anonymousId"), message["messageId"], None, index])
+                # type, event and ids of an accepted message are read from its event row (debugger.search)
+                debugger_rows.append(["accepted", None, None, None, None, None, None, None, None, index,
+                                      source_name])
             else:
                 status = "rejected" if drop is drop_all else "dropped"
                 if status == "rejected":
@@ -272,21 +272,22 @@ class Tracking:
                 receipt.reasons.append(drop.reason)
                 summary = item if isinstance(item, dict) else {}
                 msg_type = kind if kind in TYPES else _str_or_none(summary.get("type"))
-                debugger_rows.append([source_name, write_key, path, received_at, status, drop.code, drop.reason,
-                                      msg_type, _str_or_none(summary.get("event")),
+                debugger_rows.append([status, drop.code, drop.reason, msg_type, _str_or_none(summary.get("event")),
                                       _id_value(summary, "userId")[0], _id_value(summary, "anonymousId")[0],
-                                      _str_or_none(summary.get("messageId")), None, index])
+                                      _str_or_none(summary.get("messageId")), None, index, source_name])
 
         with self.sandbox.store.transaction() as conn:
             if accepted:
                 accepted = self._dedup(conn, accepted, debugger_rows, receipt, now)
             if accepted:
                 self._append_events(conn, accepted, source_name, debugger_rows)
-            payload_id = conn.execute("INSERT INTO segment_payloads (body) VALUES (?)", (body_text,)).lastrowid
+            payload_id = conn.execute(
+                "INSERT INTO segment_payloads (source, write_key, path, received_at, body) VALUES (?,?,?,?,?)",
+                (source_name, write_key, path, received_at, body_text)).lastrowid
             conn.executemany(
-                "INSERT INTO segment_debugger (source, write_key, path, received_at, status, reason_code, reason,"
-                f" type, event, user_id, anonymous_id, message_id, event_seq, item_index, payload_id)"
-                f" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,{int(payload_id)})", debugger_rows)
+                "INSERT INTO segment_debugger (status, reason_code, reason, type, event, user_id, anonymous_id,"
+                f" message_id, event_seq, item_index, source, payload_id)"
+                f" VALUES (?,?,?,?,?,?,?,?,?,?,?,{int(payload_id)})", debugger_rows)
             if accepted:
                 for listener in self.listeners:
                     listener(accepted, conn)
@@ -383,12 +384,13 @@ class Tracking:
             seen.update(r[0] for r in conn.execute(
                 f"SELECT message_id FROM segment_message_ids WHERE received_at > ? AND message_id IN ({marks})",
                 [cutoff, *chunk]))
-        accepted_rows = [row for row in rows if row[4] == "accepted"]
+        accepted_rows = [row for row in rows if row[0] == "accepted"]
         kept: list[dict] = []
         for message, row in zip(accepted, accepted_rows):
             if message["messageId"] in seen:
                 drop = errors.DUPLICATE_MESSAGE_ID
-                row[4], row[5], row[6] = "dropped", drop.code, drop.reason
+                row[:8] = ["dropped", drop.code, drop.reason, message["type"], message.get("event"),
+                           message.get("userId"), message.get("anonymousId"), message["messageId"]]
                 receipt.dropped += 1
                 receipt.reasons.append(drop.reason)
                 continue
@@ -402,11 +404,11 @@ class Tracking:
     def _append_events(self, conn: sqlite3.Connection, accepted: list[dict], source: str, rows: list[list]) -> None:
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM segment_events").fetchone()[0]
         event_rows = []
-        accepted_rows = iter(row for row in rows if row[4] == "accepted")
+        accepted_rows = iter(row for row in rows if row[0] == "accepted")
         for offset, message in enumerate(accepted, start=1):
             seq = last + offset
             message_row = next(accepted_rows)
-            message_row[12] = seq
+            message_row[8] = seq
             event_rows.append((seq, message["messageId"], source, message["type"], message.get("event"),
                                message.get("userId"), message.get("anonymousId"), message["timestamp"],
                                message["receivedAt"], _dumps(message)))
@@ -424,12 +426,10 @@ class Tracking:
             cutoff = conn.execute("SELECT id FROM segment_debugger WHERE source IS ? ORDER BY id DESC LIMIT 1 OFFSET ?",
                                   (source, limit)).fetchone()
             if cutoff:
-                last_payload = conn.execute("SELECT max(payload_id) FROM segment_debugger WHERE source IS ? AND id <= ?",
-                                            (source, cutoff[0])).fetchone()[0]
                 conn.execute("DELETE FROM segment_debugger WHERE source IS ? AND id <= ?", (source, cutoff[0]))
-                conn.execute("DELETE FROM segment_payloads WHERE id <= ? AND NOT EXISTS"
-                             " (SELECT 1 FROM segment_debugger d WHERE d.payload_id = segment_payloads.id)",
-                             (last_payload,))
+                # no row of this source refers to a payload below the one of its oldest remaining row
+                conn.execute("DELETE FROM segment_payloads WHERE source IS ? AND id < (SELECT payload_id FROM"
+                             " segment_debugger WHERE source IS ? ORDER BY id LIMIT 1)", (source, source))
             count = 0
         self._since_trim[source] = count
         self._since_prune += added
