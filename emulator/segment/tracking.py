@@ -127,6 +127,7 @@ def _str_or_none(value: Any) -> str | None:
 
 
 _OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+_REMOVED_KEYS = ("writeKey", "userId", "anonymousId", "messageId")
 
 
 class _Times:
@@ -297,28 +298,38 @@ class Tracking:
 
     def _normalize(self, item: Any, kind: str, context: dict | None, integrations: dict | None, batch_sent_at: Any,
                    times: "_Times", received_at: str) -> tuple[dict | None, Drop | None]:
+        # On the ingest path for every message: plain str/dict values take the short branches.
         if not isinstance(item, dict):
             return None, errors.NOT_AN_OBJECT
+        get = item.get
         if kind in BATCH_KINDS:
-            msg_type = item.get("type")
+            msg_type = get("type")
             if msg_type not in TYPES:
                 return None, errors.INVALID_TYPE
         else:
             msg_type = kind
-        user_id, problem = _id_value(item, "userId")
-        if problem:
-            return None, problem
-        anonymous_id, problem = _id_value(item, "anonymousId")
-        if problem:
-            return None, problem
+        user_id = get("userId")
+        if type(user_id) is str:
+            user_id = user_id or None
+        else:
+            user_id, problem = _id_value(item, "userId")
+            if problem:
+                return None, problem
+        anonymous_id = get("anonymousId")
+        if type(anonymous_id) is str:
+            anonymous_id = anonymous_id or None
+        else:
+            anonymous_id, problem = _id_value(item, "anonymousId")
+            if problem:
+                return None, problem
         for name in _OBJECT_FIELDS:
-            value = item.get(name)
-            if value is not None and not isinstance(value, dict):
+            value = get(name)
+            if value is not None and type(value) is not dict and not isinstance(value, dict):
                 return None, errors.invalid_field(name, "an object")
         if user_id is None and anonymous_id is None:
             return None, errors.NO_USER_ANON_ID
         if msg_type == "track":
-            event = item.get("event")
+            event = get("event")
             if not isinstance(event, str) or not event.strip():
                 return None, errors.MISSING_EVENT if event in (None, "") else errors.invalid_field("event", "a string")
         elif msg_type == "group":
@@ -329,45 +340,57 @@ class Tracking:
             previous_id, problem = _id_value(item, "previousId")
             if problem or previous_id is None:
                 return None, problem or errors.MISSING_PREVIOUS_ID
-        for name in ("name", "category"):
-            value = item.get(name)
-            if value is not None and not isinstance(value, str):
-                return None, errors.invalid_field(name, "a string")
+        value = get("name")
+        if value is not None and not isinstance(value, str):
+            return None, errors.invalid_field("name", "a string")
+        value = get("category")
+        if value is not None and not isinstance(value, str):
+            return None, errors.invalid_field("category", "a string")
 
-        message_id = item.get("messageId")
-        if message_id is None or message_id == "":
-            message_id = "api-" + self.sandbox.ids.uuid()
-        elif isinstance(message_id, bool) or not isinstance(message_id, (str, int)):
-            return None, errors.invalid_field("messageId", "a string")
-        message_id = str(message_id)
+        message_id = get("messageId")
+        if type(message_id) is not str or not message_id:
+            if message_id is None or message_id == "":
+                message_id = "api-" + self.sandbox.ids.uuid()
+            elif isinstance(message_id, bool) or not isinstance(message_id, (str, int)):
+                return None, errors.invalid_field("messageId", "a string")
+            message_id = str(message_id)
         if len(message_id) > MAX_MESSAGE_ID:
             return None, errors.MESSAGE_ID_TOO_LONG
 
-        message = {k: v for k, v in item.items() if k not in ("writeKey", "userId", "anonymousId", "messageId")}
+        message = dict(item)
+        for name in _REMOVED_KEYS:
+            if name in message:
+                del message[name]
         message["type"] = msg_type
         if user_id is not None:
             message["userId"] = user_id
         if anonymous_id is not None:
             message["anonymousId"] = anonymous_id
-        for name in ("groupId", "previousId"):
-            if name in message and isinstance(message[name], (int, float)) and not isinstance(message[name], bool):
-                message[name] = str(message[name])
+        if msg_type == "group" or msg_type == "alias" or "groupId" in message or "previousId" in message:
+            for name in ("groupId", "previousId"):
+                if name in message and isinstance(message[name], (int, float)) and not isinstance(message[name], bool):
+                    message[name] = str(message[name])
         message["messageId"] = message_id
-        message["context"] = deep_merge(context, item.get("context") or {}) if context else (item.get("context") or {})
-        message["integrations"] = (deep_merge(integrations, item.get("integrations") or {}) if integrations
-                                   else (item.get("integrations") or {}))
+        own = get("context")
+        message["context"] = deep_merge(context, own or {}) if context else (own or {})
+        own = get("integrations")
+        message["integrations"] = deep_merge(integrations, own or {}) if integrations else (own or {})
 
-        original_raw = item.get("timestamp") if item.get("timestamp") is not None else item.get("originalTimestamp")
-        sent_raw = item.get("sentAt") if item.get("sentAt") is not None else batch_sent_at
+        original_raw = get("timestamp")
+        if original_raw is None:
+            original_raw = get("originalTimestamp")
+        sent_raw = get("sentAt")
+        if sent_raw is None:
+            sent_raw = batch_sent_at
         original_iso, sent_iso, timestamp_iso = times.resolve(original_raw, sent_raw)
         if original_iso is not None:
             message["originalTimestamp"] = original_iso
-        else:
-            message.pop("originalTimestamp", None)
+        elif "originalTimestamp" in message:
+            del message["originalTimestamp"]
         if sent_iso is not None:
             message["sentAt"] = sent_iso
-        else:
-            message.pop("sentAt", None)
+        elif "sentAt" in message:
+            del message["sentAt"]
         message["receivedAt"] = received_at
         message["timestamp"] = timestamp_iso or received_at
         return message, None

@@ -101,7 +101,9 @@ class Destination:
 
     def wants(self, message: dict) -> bool:
         """The message's `integrations` object: `All: false` turns every destination off unless named."""
-        integrations = message.get("integrations") or {}
+        integrations = message.get("integrations")
+        if not integrations:
+            return True
         names = INTEGRATION_NAMES.get(self.kind, ())
         for name in names:
             if name in integrations:
@@ -154,14 +156,18 @@ class Outbox:
         now = iso(self.sandbox.clock.now())
         for destination in cloud:
             connected = destination.settings.get("sources")
+            wanted: dict[str, bool] = {}  # per source: is it connected to this destination
             for message in messages:
                 source = message["_source"]
-                if connected is not None:
-                    if source not in connected:
-                        continue
-                elif sources.get(source, {}).get("type") == "braze":
-                    continue  # the Braze (Currents) source is not connected back into Braze by default
-                rows.append(self._row(destination, message, now, event_seq=message["_seq"]))
+                takes = wanted.get(source)
+                if takes is None:
+                    if connected is not None:
+                        takes = source in connected
+                    else:  # the Braze (Currents) source is not connected back into Braze by default
+                        takes = sources.get(source, {}).get("type") != "braze"
+                    wanted[source] = takes
+                if takes:
+                    rows.append(self._row(destination, message, now, event_seq=message["_seq"]))
         self._insert(conn, rows)
 
     def enqueue(self, conn: "sqlite3.Connection", destination_name: str, messages: Iterable[dict]) -> int:
