@@ -30,35 +30,41 @@ CREATE TABLE requests (
 );
 CREATE INDEX requests_app_path ON requests(app, path, id);
 
--- Every message a Segment source received, raw as sent (bounded per source). An accepted message's row is
--- slim (type, event, ids are read from its segment_events row): one row per event is on the ingest path.
+-- The source debugger: every message a source received, raw as sent, bounded per source. One request is one
+-- segment_payloads row; its messages take the debugger ids base_id .. base_id + n_rows - 1 in batch order.
+-- Dropped and rejected messages have a row here; an accepted one is its segment_events row (item_index), so
+-- ingest writes no second row per event (emulator/segment/debugger.py reads both).
 CREATE TABLE segment_debugger (
     id           INTEGER PRIMARY KEY,
     source       TEXT,                        -- NULL when the write key is unknown
-    status       TEXT NOT NULL,               -- 'accepted' | 'dropped' | 'rejected'
+    status       TEXT NOT NULL,               -- 'dropped' | 'rejected'
     reason_code  TEXT,
     reason       TEXT,
-    type         TEXT,                        -- these five NULL when accepted (see segment_events)
+    type         TEXT,
     event        TEXT,
     user_id      TEXT,
     anonymous_id TEXT,
     message_id   TEXT,
-    event_seq    INTEGER,                     -- segment_events.seq when accepted
     payload_id   INTEGER NOT NULL,            -- segment_payloads.id: the request, raw as sent
     item_index   INTEGER                      -- position in its batch; NULL for a single-message request
 );
 CREATE INDEX segment_debugger_source ON segment_debugger(source, id);
 
 -- Requests as sent, once per request, so the debugger shows each message raw without storing it twice.
--- A source's payload ids grow with its debugger ids: trimming drops the payloads below its oldest row.
 CREATE TABLE segment_payloads (
-    id          INTEGER PRIMARY KEY,
-    source      TEXT,
-    write_key   TEXT,
-    path        TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    body        TEXT NOT NULL
+    id           INTEGER PRIMARY KEY,
+    source       TEXT,
+    write_key    TEXT,
+    path         TEXT NOT NULL,
+    received_at  TEXT NOT NULL,
+    base_id      INTEGER NOT NULL,            -- debugger id of its first message
+    n_rows       INTEGER NOT NULL,            -- messages it holds (debugger ids it took)
+    visible_from INTEGER NOT NULL,            -- its lowest debugger id not yet trimmed away
+    first_seq    INTEGER,                     -- segment_events.seq range of its accepted messages
+    last_seq     INTEGER,
+    body         TEXT NOT NULL
 );
+CREATE INDEX segment_payloads_source ON segment_payloads(source, id);
 
 -- Every accepted message as Segment keeps it (receivedAt, timestamp, merged context): unbounded,
 -- because Engage and the destinations read it and nothing acknowledged may be lost.
@@ -72,7 +78,8 @@ CREATE TABLE segment_events (
     anonymous_id TEXT,
     timestamp    TEXT NOT NULL,
     received_at  TEXT NOT NULL,
-    message      TEXT NOT NULL
+    message      TEXT NOT NULL,
+    item_index   INTEGER                      -- position in its request's batch (the debugger's raw message)
 );
 -- Reads by profile go through engage_event_profiles; an index here would only slow every ingest.
 

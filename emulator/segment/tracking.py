@@ -261,9 +261,8 @@ class Tracking:
                 message, drop = self._normalize(item, kind, context, integrations, sent_at, times, received_at)
             if drop is None:
                 accepted.append(message)
-                # type, event and ids of an accepted message are read from its event row (debugger.search)
-                debugger_rows.append(["accepted", None, None, None, None, None, None, None, None, index,
-                                      source_name])
+                # an accepted message's debugger entry is its event row (debugger.search)
+                debugger_rows.append(["accepted", None, None, None, None, None, None, None, source_name, index])
             else:
                 status = "rejected" if drop is drop_all else "dropped"
                 if status == "rejected":
@@ -275,20 +274,32 @@ class Tracking:
                 msg_type = kind if kind in TYPES else _str_or_none(summary.get("type"))
                 debugger_rows.append([status, drop.code, drop.reason, msg_type, _str_or_none(summary.get("event")),
                                       _id_value(summary, "userId")[0], _id_value(summary, "anonymousId")[0],
-                                      _str_or_none(summary.get("messageId")), None, index, source_name])
+                                      _str_or_none(summary.get("messageId")), source_name, index])
 
         with self.sandbox.store.transaction() as conn:
             if accepted:
                 accepted = self._dedup(conn, accepted, debugger_rows, receipt, now)
+            # debugger ids continue from the newest request (never trimmed while the limit is positive)
+            newest = conn.execute("SELECT base_id + n_rows FROM segment_payloads ORDER BY id DESC LIMIT 1").fetchone()
+            base_id = newest[0] if newest else 1
+            first_seq = last_seq = None
             if accepted:
-                self._append_events(conn, accepted, source_name, debugger_rows)
+                first_seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM segment_events").fetchone()[0]
+                last_seq = first_seq + len(accepted) - 1
             payload_id = conn.execute(
-                "INSERT INTO segment_payloads (source, write_key, path, received_at, body) VALUES (?,?,?,?,?)",
-                (source_name, write_key, path, received_at, body_text)).lastrowid
-            conn.executemany(
-                "INSERT INTO segment_debugger (status, reason_code, reason, type, event, user_id, anonymous_id,"
-                f" message_id, event_seq, item_index, source, payload_id)"
-                f" VALUES (?,?,?,?,?,?,?,?,?,?,?,{int(payload_id)})", debugger_rows)
+                "INSERT INTO segment_payloads (source, write_key, path, received_at, base_id, n_rows, visible_from,"
+                " first_seq, last_seq, body) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (source_name, write_key, path, received_at, base_id, len(debugger_rows), base_id, first_seq,
+                 last_seq, body_text)).lastrowid
+            if accepted:
+                self._append_events(conn, accepted, source_name, debugger_rows, first_seq)
+            others = [[base_id + position, *row] for position, row in enumerate(debugger_rows)
+                      if row[0] != "accepted"]
+            if others:
+                conn.executemany(
+                    "INSERT INTO segment_debugger (id, status, reason_code, reason, type, event, user_id, anonymous_id,"
+                    f" message_id, source, item_index, payload_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,{int(payload_id)})",
+                    others)
             if accepted:
                 for listener in self.listeners:
                     listener(accepted, conn)
@@ -424,41 +435,54 @@ class Tracking:
                              [(m["messageId"], m["receivedAt"]) for m in kept])
         return kept
 
-    def _append_events(self, conn: sqlite3.Connection, accepted: list[dict], source: str, rows: list[list]) -> None:
-        last = conn.execute("SELECT coalesce(max(seq), 0) FROM segment_events").fetchone()[0]
+    def _append_events(self, conn: sqlite3.Connection, accepted: list[dict], source: str, rows: list[list],
+                       first_seq: int) -> None:
         event_rows = []
-        accepted_rows = iter(row for row in rows if row[0] == "accepted")
-        for offset, message in enumerate(accepted, start=1):
-            seq = last + offset
-            message_row = next(accepted_rows)
-            message_row[8] = seq
+        indexes = [row[9] for row in rows if row[0] == "accepted"]
+        for seq, message, index in zip(range(first_seq, first_seq + len(accepted)), accepted, indexes):
             event_rows.append((seq, message["messageId"], source, message["type"], message.get("event"),
                                message.get("userId"), message.get("anonymousId"), message["timestamp"],
-                               message["receivedAt"], _dumps(message)))
+                               message["receivedAt"], _dumps(message), index))
+            message["_seq"], message["_source"] = seq, source
         conn.executemany(
             "INSERT INTO segment_events (seq, message_id, source, type, event, user_id, anonymous_id, timestamp,"
-            " received_at, message) VALUES (?,?,?,?,?,?,?,?,?,?)", event_rows)
-        for message, row in zip(accepted, event_rows):
-            message["_seq"], message["_source"] = row[0], source
+            " received_at, message, item_index) VALUES (?,?,?,?,?,?,?,?,?,?,?)", event_rows)
 
     def _maintain(self, conn: sqlite3.Connection, source: str | None, added: int, now: datetime) -> None:
         """Keep the debugger bounded per source and the dedup table to its 24 h window."""
         count = self._since_trim.get(source, 0) + added
         limit = self.sandbox.config["segment"]["debugger_limit"]
         if count >= min(_TRIM_EVERY, limit):
-            cutoff = conn.execute("SELECT id FROM segment_debugger WHERE source IS ? ORDER BY id DESC LIMIT 1 OFFSET ?",
-                                  (source, limit)).fetchone()
-            if cutoff:
-                conn.execute("DELETE FROM segment_debugger WHERE source IS ? AND id <= ?", (source, cutoff[0]))
-                # no row of this source refers to a payload below the one of its oldest remaining row
-                conn.execute("DELETE FROM segment_payloads WHERE source IS ? AND id < (SELECT payload_id FROM"
-                             " segment_debugger WHERE source IS ? ORDER BY id LIMIT 1)", (source, source))
+            self._trim(conn, source, limit)
             count = 0
         self._since_trim[source] = count
         self._since_prune += added
         if self._since_prune >= _DEDUP_PRUNE_EVERY:
             conn.execute("DELETE FROM segment_message_ids WHERE received_at <= ?", (iso(now - DEDUP_WINDOW),))
             self._since_prune = 0
+
+    @staticmethod
+    def _trim(conn: sqlite3.Connection, source: str | None, limit: int) -> None:
+        """Keep the newest `limit` messages of `source`. Its requests' debugger ids grow with their payload ids, and
+        a request's messages have consecutive ids: walk its requests newest first to the one holding the cutoff."""
+        keep, cutoff = max(limit, 0), None
+        for payload_id, base_id, n_rows, visible_from in conn.execute(
+                "SELECT id, base_id, n_rows, visible_from FROM segment_payloads WHERE source IS ? ORDER BY id DESC",
+                (source,)).fetchall():
+            visible = base_id + n_rows - visible_from
+            if visible <= keep:
+                keep -= visible
+                continue
+            cutoff = base_id + n_rows - 1 - keep  # the newest id trimmed away
+            break
+        if cutoff is None:
+            return
+        conn.execute("DELETE FROM segment_debugger WHERE source IS ? AND id <= ?", (source, cutoff))
+        if keep:
+            conn.execute("UPDATE segment_payloads SET visible_from = ? WHERE id = ?", (cutoff + 1, payload_id))
+            conn.execute("DELETE FROM segment_payloads WHERE source IS ? AND id < ?", (source, payload_id))
+        else:
+            conn.execute("DELETE FROM segment_payloads WHERE source IS ? AND id <= ?", (source, payload_id))
 
     def reset(self) -> None:
         self._since_trim.clear()
