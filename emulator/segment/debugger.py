@@ -108,12 +108,3 @@ def search(store: "Store", *, source: str | None = None, status: str | None = No
             if len(found) >= limit:
                 break
     return found
-
-
-def counts(store: "Store") -> dict[str, dict[str, int]]:
-    """Per source, how many messages are held by status."""
-    result: dict[str, dict[str, int]] = {}
-    for row in store.query("SELECT coalesce(source, '(unknown)') AS source, status, count(*) AS n"
-                           " FROM (SELECT source, status FROM (" + _HELD + ")) GROUP BY 1, 2"):
-        result.setdefault(row["source"], {})[row["status"]] = row["n"]
-    return result

@@ -45,8 +45,6 @@ class SegmentWorkspace:
     def deliveries(self, destination: str | None = None, **filters: Any) -> list[dict]:
         """The event-delivery trace, newest first. Filters: message_id, status (delivered, filtered, retrying,
         discarded), limit."""
-        if filters.get("status") == "retrying":
-            filters["status"] = "pending"
         return self.sandbox.outbox.deliveries(destination=destination, **filters)
 
     def reset(self) -> None:

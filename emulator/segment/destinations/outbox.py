@@ -381,11 +381,15 @@ class Outbox:
         """Per destination and message, newest first: the event as sent to Segment, each attempt's request to the
         destination and its response, the outcome, Segment's error code, attempts and latency."""
         where, params = [], []
-        for clause, value in (("o.destination = ?", destination), ("o.message_id = ?", message_id),
-                              ("o.status = ?", status)):
+        for clause, value in (("o.destination = ?", destination), ("o.message_id = ?", message_id)):
             if value is not None:
                 where.append(clause)
                 params.append(value)
+        if status == "retrying":  # an outcome: messages waiting for their next attempt and those in flight
+            where.append("o.status IN ('pending', 'inflight')")
+        elif status is not None:
+            where.append("o.status = ?")
+            params.append(status)
         sql = ("SELECT o.*, coalesce(o.message, e.message) AS event FROM outbox o"
                " LEFT JOIN segment_events e ON e.seq = o.event_seq")
         if where:
