@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -20,6 +20,8 @@ from ...clock import iso, parse_instant
 from .definitions import (AUDIENCE, CYCLE_MESSAGE, TRAIT, Connection, Definition, DefinitionError, DefinitionStore,
                           from_config, parse_connections, parse_query)
 from .emission import Identity, build_messages
+from .identity import message_traits
+from .query import AllUsers, AnyUser, EventStream, Query, TraitRef, iter_nodes
 
 if TYPE_CHECKING:
     import sqlite3
@@ -28,6 +30,32 @@ if TYPE_CHECKING:
 
 _MISSING = object()
 _CHUNK = 500
+_EVENT_NAMES = {"page": "Page Viewed", "screen": "Screen Viewed"}  # compute.EVENT_NAME_SQL
+
+
+@dataclass(frozen=True)
+class Triggers:
+    """What in an ingested message can change a realtime definition's value for the message's profile, besides a
+    change of the profile's identity (new, new id, merged), which can change every definition."""
+
+    every_message: bool  # account-level (ANY/ALL) or entity streams: no pruning
+    events: frozenset[str]  # event names its streams read (including funnel steps in where())
+    traits: bool  # reads profile traits: messages carrying traits (identify, context.traits, group) matter
+    references: tuple[str, ...]  # other definitions it may read through trait(): their changes matter
+
+    @classmethod
+    def of(cls, query: Query) -> "Triggers":
+        every, events, traits = False, set(), False
+        for node in iter_nodes(query.root):
+            if isinstance(node, (AnyUser, AllUsers)):
+                every = True
+            elif isinstance(node, EventStream):
+                if node.source != "event":
+                    every = True
+                events.add(node.name)
+            elif isinstance(node, TraitRef):
+                traits = True
+        return cls(every or query.account_level, frozenset(events), traits, query.references)
 
 
 class Computations:
@@ -35,6 +63,7 @@ class Computations:
         self.sandbox = sandbox
         self.definitions = DefinitionStore(sandbox.store)
         self._evaluator: Any = None
+        self._triggers: dict[int, tuple[Query, Triggers]] = {}
         sandbox.segment.tracking.listeners.append(self._on_ingest)
         sandbox.clock.on_move(self._on_clock)
         sandbox.on_reset(self.sync_config)
@@ -194,22 +223,55 @@ class Computations:
     def _active(self) -> list[Definition]:
         return self._ordered([d for d in self.definitions.all() if d.enabled])
 
+    def triggers(self, query: Query) -> Triggers:
+        hit = self._triggers.get(id(query))
+        if hit is None or hit[0] is not query:
+            if len(self._triggers) >= 4096:
+                self._triggers.clear()
+            hit = self._triggers[id(query)] = (query, Triggers.of(query))
+        return hit[1]
+
     def _on_ingest(self, messages: list[dict], conn: "sqlite3.Connection") -> None:
         realtime = [d for d in self._active() if not d.is_batch]
         if not realtime:
             return
-        seqs = [m["_seq"] for m in messages]
-        touched: list[str] = []
-        for start in range(0, len(seqs), _CHUNK):
-            chunk = seqs[start:start + _CHUNK]
-            touched.extend(r[0] for r in conn.execute(
-                f"SELECT DISTINCT profile_id FROM engage_event_profiles WHERE seq IN ({','.join('?' * len(chunk))})",
-                chunk))
-        touched = list(dict.fromkeys(touched))
+        # A definition is re-evaluated only for the profiles whose messages could change its value.
+        touched: dict[str, None] = {}
+        reidentified: set[str] = set()
+        with_traits: set[str] = set()
+        by_event: dict[str, set[str]] = {}
+        for message in messages:
+            profile = message.get("_profile")
+            if profile is None:
+                continue
+            touched[profile] = None
+            if message.get("_reidentified"):
+                reidentified.add(profile)
+                continue
+            kind = message["type"]
+            name = message.get("event") if kind == "track" else _EVENT_NAMES.get(kind)
+            if name is not None:
+                by_event.setdefault(name, set()).add(profile)
+            if kind == "group" or message_traits(message):
+                with_traits.add(profile)
         if not touched:
             return
+        changed: dict[str, set[str]] = {}
         for definition in realtime:
-            self._run(conn, definition, touched)
+            triggers = self.triggers(definition.query)
+            if triggers.every_message:
+                profile_ids = list(touched)
+            else:
+                wanted = set(reidentified)
+                if triggers.traits:
+                    wanted |= with_traits
+                for name in triggers.events:
+                    wanted |= by_event.get(name, set())
+                for key in triggers.references:
+                    wanted |= changed.get(key, set())
+                profile_ids = [p for p in touched if p in wanted]
+            if profile_ids:
+                self._run(conn, definition, profile_ids, changed=changed)
 
     def _on_clock(self, old: datetime, new: datetime) -> None:
         self.tick(previous=old)
@@ -236,7 +298,7 @@ class Computations:
 
     # --- one computation -------------------------------------------------------------------------------------
     def _run(self, conn: "sqlite3.Connection", definition: Definition, profile_ids: list[str] | None,
-             first_sync_for: tuple[str, ...] = ()) -> Definition:
+             first_sync_for: tuple[str, ...] = (), changed: dict[str, set[str]] | None = None) -> Definition:
         now = self._now()
         at = iso(now)
         values = self.evaluator.evaluate(
@@ -256,6 +318,10 @@ class Computations:
             elif value is None and old is not _MISSING:
                 conn.execute("DELETE FROM engage_traits WHERE profile_id = ? AND key = ? AND class = ?",
                              (profile_id, definition.key, definition.trait_class))
+                if changed is not None:
+                    changed.setdefault(definition.key, set()).add(profile_id)
+        if changed is not None and changes:
+            changed.setdefault(definition.key, set()).update(pid for pid, _, _ in changes)
         if changes:
             conn.executemany(
                 "INSERT OR REPLACE INTO engage_traits (profile_id, key, value, class, source_id, updated_at,"

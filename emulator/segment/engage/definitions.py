@@ -233,6 +233,8 @@ class DefinitionStore:
     def __init__(self, store: "Store") -> None:
         self.store = store
         self._parsed: dict[tuple[str, str], Query] = {}  # (kind, query text) -> Query: parsing is not free
+        # row values -> Definition: realtime audiences read every definition on each ingest; rows rarely change
+        self._built: dict[tuple, Definition] = {}
 
     def _query(self, kind: str, text: str, force_batch: bool) -> Query:
         cache_key = (kind, text, force_batch)
@@ -260,7 +262,17 @@ class DefinitionStore:
         if kind:
             sql += " WHERE kind = ?"
             params.append(kind)
-        return [self._row_to_definition(r) for r in self.store.query(sql + " ORDER BY created_at, id", params)]
+        built = self._built
+        definitions = []
+        for row in self.store.query(sql + " ORDER BY created_at, id", params):
+            key = tuple(row.values())
+            definition = built.get(key)
+            if definition is None:
+                if len(built) >= 4096:
+                    built.clear()
+                definition = built[key] = self._row_to_definition(row)
+            definitions.append(definition)
+        return definitions
 
     def get(self, definition_id: str) -> Definition | None:
         rows = self.store.query("SELECT * FROM engage_definitions WHERE id = ?", (definition_id,))
@@ -284,6 +296,8 @@ class DefinitionStore:
 
     def mark_run(self, conn: "sqlite3.Connection", definition: Definition, computed_at: str,
                  next_run_at: str | None, synced: tuple[str, ...]) -> Definition:
+        if (computed_at, next_run_at, synced) == (definition.computed_at, definition.next_run_at, definition.synced):
+            return definition  # a realtime run over a few profiles: nothing to write
         conn.execute("UPDATE engage_definitions SET computed_at = ?, next_run_at = ?, synced = ? WHERE id = ?",
                      (computed_at, next_run_at, json.dumps(list(synced)), definition.id))
         return replace(definition, computed_at=computed_at, next_run_at=next_run_at, synced=synced)

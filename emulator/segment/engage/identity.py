@@ -488,12 +488,17 @@ class IdentityResolver:
         # Merges of profiles that were already stored: re-point their rows to the survivor.
         stored_merges = [(other, find(other)) for other, _into, _mid in batch.merges if other not in new_profiles]
         touched: dict[str, tuple[str, str]] = {}
+        # Profiles whose identity changed (new, gained an id, or merged): every definition may now read differently.
+        reidentified = {find(p) for p in batch.new_profiles} | {find(p) for p, *_ in batch.new_ids}
+        reidentified.update(find(into) for _other, into, _mid in batch.merges)
         event_rows = []
         trait_rows: dict[tuple[str, str], tuple] = {}
         for message, profile in attached:
             profile = find(profile)
             # later accept listeners (realtime audiences, destinations) read the profile from the message
             message["_profile"] = profile
+            if profile in reidentified:
+                message["_reidentified"] = True
             seq, source = message["_seq"], message["_source"]
             event_rows.append((seq, profile))
             touched[profile] = (message["messageId"], source)
