@@ -1,13 +1,18 @@
 """How a destination's request reaches its endpoint.
 
-`endpoint: braze` means the sandbox's own Braze app: over HTTP when the sandbox is served (as in production),
-through the WSGI transport otherwise. Any other value is a base URL reached over HTTP.
+`endpoint: braze` means the sandbox's own Braze app, called in the same process through WSGI whether or not the
+sandbox is served: the Braze app sees the same request (path, headers, JSON body, its journal, faults and rate
+limits) without a socket and a second HTTP stack in the way. Any other value is a base URL reached over HTTP.
 """
 from __future__ import annotations
 
+import io
+import json
+import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import unquote
 
 if TYPE_CHECKING:
     import httpx
@@ -41,33 +46,36 @@ class Transport:
         self.sandbox = sandbox
         self._clients: dict[str, "httpx.Client"] = {}
 
-    def _client(self, endpoint: str) -> tuple["httpx.Client", bool]:
+    def _client(self, endpoint: str) -> "httpx.Client":
         import httpx
 
-        own = endpoint == SANDBOX_BRAZE
-        if own and "braze" in self.sandbox.urls:
-            endpoint = self.sandbox.urls["braze"]
-        key = "wsgi" if own and "braze" not in self.sandbox.urls else endpoint
-        if key not in self._clients:
-            if key == "wsgi":
-                self._clients[key] = httpx.Client(transport=httpx.WSGITransport(app=self.sandbox.braze_app),
-                                                  base_url="http://braze.emulator", timeout=TIMEOUT_SECONDS)
-            else:
-                self._clients[key] = httpx.Client(base_url=endpoint.rstrip("/"), timeout=TIMEOUT_SECONDS)
-        return self._clients[key], own
+        if endpoint not in self._clients:
+            self._clients[endpoint] = httpx.Client(base_url=endpoint.rstrip("/"), timeout=TIMEOUT_SECONDS)
+        return self._clients[endpoint]
 
     def send(self, endpoint: str, method: str, path: str, headers: dict[str, str], body: Any,
              delivery_id: str | None = None) -> Answer:
+        if endpoint == SANDBOX_BRAZE:
+            sent_headers = dict(headers)
+            if delivery_id:
+                # Only our own Braze understands it: a redelivered request is a no-op (at-least-once -> exactly-once).
+                sent_headers[DELIVERY_HEADER] = delivery_id
+            started = time.perf_counter()
+            # addressed as the served Braze when there is one, so its journal reads as it would over the socket
+            served = self.sandbox.urls.get("braze")
+            host = served.split("://", 1)[-1].rstrip("/") if served else "braze.emulator"
+            status, response_headers, content = call_wsgi(self.sandbox.braze_app, method, path, sent_headers,
+                                                          _encode_json(body), host=host)
+            return Answer(status, response_headers, _decode(content), (time.perf_counter() - started) * 1000)
+        return self._send_http(endpoint, method, path, headers, body)
+
+    def _send_http(self, endpoint: str, method: str, path: str, headers: dict[str, str], body: Any) -> Answer:
         import httpx
 
-        client, own = self._client(endpoint)
-        sent_headers = dict(headers)
-        if own and delivery_id:
-            # Only our own Braze understands it: it makes a redelivered request a no-op (at-least-once → exactly-once).
-            sent_headers[DELIVERY_HEADER] = delivery_id
+        client = self._client(endpoint)
         started = time.perf_counter()
         try:
-            response = client.request(method, path, json=body, headers=sent_headers)
+            response = client.request(method, path, json=body, headers=headers)
         except httpx.ConnectError as exc:
             raise TransportError("ECONNREFUSED", str(exc)) from None
         except httpx.TimeoutException as exc:
@@ -75,13 +83,58 @@ class Transport:
         except httpx.TransportError as exc:
             raise TransportError("ECONNRESET", str(exc)) from None
         latency = (time.perf_counter() - started) * 1000
-        try:
-            payload: Any = response.json()
-        except ValueError:
-            payload = response.text
-        return Answer(response.status_code, dict(response.headers), payload, latency)
+        return Answer(response.status_code, dict(response.headers), _decode(response.content), latency)
 
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+
+
+def _encode_json(body: Any) -> bytes:
+    # exactly what httpx's `json=` sends
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _decode(content: bytes) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return content.decode("utf-8", "replace")
+
+
+def call_wsgi(app: Callable, method: str, path: str, headers: dict[str, str], body: bytes,
+              host: str = "braze.emulator") -> tuple[int, dict[str, str], bytes]:
+    """One request to a WSGI app in this process: (status, headers, body). A plain environ, as a server builds it."""
+    path, _, query = path.partition("?")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method.upper(), "SCRIPT_NAME": "", "PATH_INFO": unquote(path, "latin-1"),
+        "QUERY_STRING": query, "SERVER_NAME": host.rsplit(":", 1)[0],
+        "SERVER_PORT": host.rsplit(":", 1)[1] if ":" in host else "80", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": host, "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+    }
+    if body:
+        environ["CONTENT_TYPE"] = "application/json"
+    for name, value in headers.items():
+        key = name.upper().replace("-", "_")
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            environ[key] = value
+        else:
+            environ["HTTP_" + key] = value
+    answer: list[Any] = []
+
+    def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+        answer[:] = [int(status.split(" ", 1)[0]), {k.lower(): v for k, v in response_headers}]
+        return chunks.append
+
+    chunks: list[bytes] = []
+    result = app(environ, start_response)
+    try:
+        chunks.extend(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return answer[0], answer[1], b"".join(chunks)
