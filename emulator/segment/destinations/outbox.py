@@ -122,6 +122,36 @@ def configured_destinations(config: dict) -> dict[str, Destination]:
     return result
 
 
+class _Settlements:
+    """The outbox updates and delivery outcomes of one transaction, written with one executemany each at the end
+    (a flush settles thousands of messages; a statement per message was most of its SQL)."""
+
+    def __init__(self, conn: "sqlite3.Connection") -> None:
+        self.conn = conn
+        self.finished: list[tuple] = []
+        self.retried: list[tuple] = []
+        self.outcomes: list[tuple] = []
+
+    def __enter__(self) -> "_Settlements":
+        return self
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        if kind is None:
+            self.write()
+
+    def write(self) -> None:
+        if self.finished:
+            self.conn.executemany("UPDATE outbox SET status = ?, inflight_request = NULL, finished_at = ?,"
+                                  " error_code = ?, error = ? WHERE id = ?", self.finished)
+        if self.retried:
+            self.conn.executemany("UPDATE outbox SET status = 'pending', inflight_request = NULL, next_attempt_at = ?,"
+                                  " error_code = ?, error = ? WHERE id = ?", self.retried)
+        if self.outcomes:
+            self.conn.executemany("INSERT INTO delivery_outcomes (outbox_id, request_id, attempt, at, outcome, status,"
+                                  " error_code, error) VALUES (?,?,?,?,?,?,?,?)", self.outcomes)
+        self.finished, self.retried, self.outcomes = [], [], []
+
+
 class Outbox:
     def __init__(self, sandbox: "Sandbox") -> None:
         self.sandbox = sandbox
@@ -226,18 +256,19 @@ class Outbox:
         plan = destination.plan(events, self._known_cohorts(destination))
         at = iso(now)
         requests: list[tuple[int, PlannedRequest]] = []
-        with store.transaction() as conn:
+        with store.transaction() as conn, _Settlements(conn) as settle:
             for index, refusal in plan.refusals.items():
                 if refusal.status == 429:
                     continue  # "retried in another batch": stays pending, due now, planned again next round
-                self._finish(conn, ids[index], by_id[ids[index]], "discarded", refusal.status,
+                self._finish(settle, ids[index], by_id[ids[index]], "discarded", refusal.status,
                              f"errors.discarded.{refusal.status}", refusal.message, at, None, counts)
             for index in plan.filtered:
-                self._finish(conn, ids[index], by_id[ids[index]], "filtered", None, None,
+                self._finish(settle, ids[index], by_id[ids[index]], "filtered", None, None,
                              "no mapping of this destination subscribes to the event", at, None, counts)
             for index in plan.skipped:
-                self._finish(conn, ids[index], by_id[ids[index]], "delivered", 200, None,
+                self._finish(settle, ids[index], by_id[ids[index]], "delivered", 200, None,
                              "nothing to send for this event", at, None, counts)
+            settle.write()
             for planned in plan.requests:
                 stored = _stored_request(planned, ids)
                 request_id = conn.execute(
@@ -289,7 +320,7 @@ class Outbox:
         rows = {r["id"]: r for r in self.sandbox.store.query(
             f"SELECT id, attempts, first_attempt_at FROM outbox WHERE id IN ({','.join('?' * len(stored['events']))})",
             stored["events"])}
-        with self.sandbox.store.transaction() as conn:
+        with self.sandbox.store.transaction() as conn, _Settlements(conn) as settle:
             conn.execute(
                 "UPDATE delivery_requests SET status = ?, response = ?, error = ?, latency_ms = ? WHERE id = ?",
                 (answer.status if answer else None,
@@ -301,25 +332,25 @@ class Outbox:
                     continue
                 if outcome.ok:
                     if final_for is None or outcome.index in final_for:
-                        self._finish(conn, outcome.index, row, "delivered", outcome.status, None, None, at,
+                        self._finish(settle, outcome.index, row, "delivered", outcome.status, None, None, at,
                                      request_id, counts)
                     continue
                 failed.add(outcome.index)
                 code = outcome.code if error is not None else str(outcome.status)
                 message = outcome.message or (f"{outcome.code}: {outcome.message}" if outcome.code else None)
                 if error is not None or (outcome.status in RETRYABLE and outcome.status not in NOT_RETRIED_5XX):
-                    self._retry(conn, outcome.index, row, outcome.status or None, code, message, now, retry_after,
+                    self._retry(settle, outcome.index, row, outcome.status or None, code, message, now, retry_after,
                                 request_id, counts)
                 else:
-                    self._finish(conn, outcome.index, row, "discarded", outcome.status,
+                    self._finish(settle, outcome.index, row, "discarded", outcome.status,
                                  f"errors.discarded.{outcome.status}", message, at, request_id, counts)
 
-    def _retry(self, conn: "sqlite3.Connection", outbox_id: int, row: dict, status: int | None, code: str,
+    def _retry(self, settle: _Settlements, outbox_id: int, row: dict, status: int | None, code: str,
                message: str | None, now: datetime, retry_after: float | None, request_id: int, counts: dict) -> None:
         at = iso(now)
         first = parse_instant(row["first_attempt_at"]) if row["first_attempt_at"] else now
         if now - first >= self._delivery_setting("retry_window", "4h"):
-            self._finish(conn, outbox_id, row, "discarded", status, f"errors.discarded.{code}",
+            self._finish(settle, outbox_id, row, "discarded", status, f"errors.discarded.{code}",
                          f"retries exhausted after {self._delivery_setting('retry_window', '4h')}: {message}", at,
                          request_id, counts)
             return
@@ -328,21 +359,16 @@ class Outbox:
         if retry_after is not None:
             backoff = max(backoff, timedelta(seconds=retry_after))
         error_code = f"errors.awaiting-retry.{code if status is None else ('5xx' if status >= 500 else status)}"
-        conn.execute("UPDATE outbox SET status = 'pending', inflight_request = NULL, next_attempt_at = ?,"
-                     " error_code = ?, error = ? WHERE id = ?", (iso(now + backoff), error_code, message, outbox_id))
-        conn.execute("INSERT INTO delivery_outcomes (outbox_id, request_id, attempt, at, outcome, status, error_code,"
-                     " error) VALUES (?,?,?,?,?,?,?,?)",
-                     (outbox_id, request_id, row["attempts"], at, "retrying", status, error_code, message))
+        settle.retried.append((iso(now + backoff), error_code, message, outbox_id))
+        settle.outcomes.append((outbox_id, request_id, row["attempts"], at, "retrying", status, error_code, message))
         counts["retried"] += 1
 
-    def _finish(self, conn: "sqlite3.Connection", outbox_id: int, row: dict, outcome: str, status: int | None,
+    @staticmethod
+    def _finish(settle: _Settlements, outbox_id: int, row: dict, outcome: str, status: int | None,
                 error_code: str | None, message: str | None, at: str, request_id: int | None, counts: dict) -> None:
-        conn.execute("UPDATE outbox SET status = ?, inflight_request = NULL, finished_at = ?, error_code = ?,"
-                     " error = ? WHERE id = ?", (outcome, at, error_code, message, outbox_id))
+        settle.finished.append((outcome, at, error_code, message, outbox_id))
         attempt = row["attempts"] + (1 if request_id is None else 0)
-        conn.execute("INSERT INTO delivery_outcomes (outbox_id, request_id, attempt, at, outcome, status, error_code,"
-                     " error) VALUES (?,?,?,?,?,?,?,?)",
-                     (outbox_id, request_id, attempt, at, outcome, status, error_code, message))
+        settle.outcomes.append((outbox_id, request_id, attempt, at, outcome, status, error_code, message))
         if outcome in counts:
             counts[outcome] += 1
 

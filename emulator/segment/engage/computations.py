@@ -348,12 +348,12 @@ class Computations:
         sql = "SELECT profile_id, value FROM engage_traits WHERE key = ? AND class = ?"
         params: list[Any] = [definition.key, definition.trait_class]
         if profile_ids is None:
-            return {pid: json.loads(v) for pid, v in conn.execute(sql, params)}
+            return {pid: _decode(v) for pid, v in conn.execute(sql, params)}
         result = {}
         for start in range(0, len(profile_ids), _CHUNK):
             chunk = profile_ids[start:start + _CHUNK]
             # `+key`: look the few profiles up by primary key instead of scanning every profile with this key.
-            result.update((pid, json.loads(v)) for pid, v in conn.execute(
+            result.update((pid, _decode(v)) for pid, v in conn.execute(
                 f"SELECT profile_id, value FROM engage_traits WHERE profile_id IN ({','.join('?' * len(chunk))})"
                 " AND +key = ? AND class = ?", [*chunk, *params]))
         return result
@@ -414,6 +414,15 @@ class Computations:
         sql += " ORDER BY m.id DESC LIMIT ?"
         params.append(max(1, min(int(limit), 1000)))
         return [json.loads(r["message"]) for r in self.sandbox.store.query(sql, params)]
+
+
+_KNOWN_VALUES = {"true": True, "false": False}
+
+
+def _decode(value: str) -> Any:
+    """A stored JSON value; audiences are all 'true'/'false', which need no parser."""
+    known = _KNOWN_VALUES.get(value, _MISSING)
+    return json.loads(value) if known is _MISSING else known
 
 
 def _names(connections: Iterable[Connection]) -> tuple[str, ...]:
