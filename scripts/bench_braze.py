@@ -5,6 +5,8 @@
 1. `/users/track` over HTTP (a real socket, waitress) with 75-object requests: attributes (new profiles with four
    custom attributes, then updates with increment and array add) and events; prints objects per second.
    The same through the in-process WSGI transport, for comparison.
+   Then the mix the Segment destination sends (attributes, events with properties, purchases, on a pool of
+   known profiles) in-process: through the WSGI transport and straight through `sandbox.braze.track`.
 2. Segment membership for N profiles (default 100,000, made through `sandbox.braze.track`) with a 3-group filter
    (custom attribute AND custom event count, OR a purchase/number group, minus an exclusion group); prints
    the time of one evaluation at the sandbox clock.
@@ -39,6 +41,47 @@ def _events(batch: int) -> dict:
     return {"events": [{"external_id": f"user-{batch * 75 + i}", "name": "Product Viewed",
                         "time": "2025-12-30T10:00:00Z", "properties": {"item": "Sweater", "price": 12.5}}
                        for i in range(75)]}
+
+
+MIX_USERS = 500
+
+
+def _mix(batch: int) -> dict:
+    """One request of the destination's mix: 25 attribute objects, 35 events with properties, 15 purchases."""
+    def user(i: int) -> str:
+        return f"mix-{(batch * 75 + i * 7) % MIX_USERS}"
+
+    at = f"2025-12-30T10:{batch % 60:02d}:00.000Z"
+    attributes = [{"external_id": user(i), "email": f"{user(i)}@example.com", "plan": ["free", "pro"][i % 2],
+                   "logins": {"inc": 1}, "last_seen": at, "_update_existing_only": False} for i in range(25)]
+    events = [{"external_id": user(i), "name": ["Product Viewed", "Added to Cart"][i % 2], "time": at,
+               "properties": {"price": (i * 7) % 100, "category": "shoes" if i % 3 else "hats", "sku": f"sku-{i}"},
+               "_update_existing_only": False} for i in range(35)]
+    purchases = [{"external_id": user(i), "product_id": f"p{i % 5}", "currency": "USD", "price": 19.99,
+                  "quantity": 1 + i % 3, "time": at, "properties": {"order_id": f"o-{batch}-{i}"},
+                  "_update_existing_only": False} for i in range(15)]
+    return {"attributes": attributes, "events": events, "purchases": purchases}
+
+
+def _mix_bodies(requests: int) -> list[dict]:
+    return [_mix(batch) for batch in range(requests)]
+
+
+def bench_mix_client(client: httpx.Client, requests: int) -> float:
+    bodies = _mix_bodies(requests)
+    started = time.perf_counter()
+    for body in bodies:
+        response = client.post("/users/track", json=body)
+        assert response.status_code == 201, response.text
+    return requests * 75 / (time.perf_counter() - started)
+
+
+def bench_mix_direct(sb: Sandbox, requests: int) -> float:
+    bodies = _mix_bodies(requests)
+    started = time.perf_counter()
+    for body in bodies:
+        sb.braze.track(body)
+    return requests * 75 / (time.perf_counter() - started)
 
 
 def bench_track(client: httpx.Client, requests: int) -> float:
@@ -101,6 +144,12 @@ def main() -> None:
         wsgi_rate = bench_track(client, args.requests)
     print(f"/users/track over HTTP (75-object requests, {args.requests} requests): {http_rate:,.0f} objects/s")
     print(f"/users/track in-process WSGI (same bodies):                  {wsgi_rate:,.0f} objects/s")
+    with Sandbox(config=UNLIMITED) as sb, sb.braze_client() as client:
+        mix_rate = bench_mix_client(client, args.requests)
+    with Sandbox(config=UNLIMITED) as sb:
+        direct_rate = bench_mix_direct(sb, args.requests)
+    print(f"/users/track mix in-process WSGI (attributes, events with properties, purchases): {mix_rate:,.0f} objects/s")
+    print(f"/users/track mix through sandbox.braze.track (no HTTP layer):                    {direct_rate:,.0f} objects/s")
 
     seconds, size, load = bench_segment(args.profiles)
     print(f"segment membership, {args.profiles:,} profiles, 3 groups + exclusion: {seconds * 1000:,.0f} ms "

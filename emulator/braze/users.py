@@ -20,8 +20,8 @@ import copy
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import errors
 from .errors import BrazeError
@@ -52,6 +52,28 @@ STANDARD_FIELDS = (
 IGNORED_FIELDS = {"bio", "alias_name", "alias_label", "push_token_import", "_merge_objects", "api_key"}
 EVENT_KEYS = IDENTIFIER_KEYS | {"app_id", "name", "time", "properties"}
 PURCHASE_KEYS = IDENTIFIER_KEYS | {"app_id", "product_id", "currency", "price", "quantity", "time", "properties"}
+
+
+# The statements of one event or purchase; `_Writes` runs the same ones with executemany, in the same order.
+EVENT_UPSERT = ("INSERT INTO braze_user_events (braze_id, name, count, first, last) VALUES (?, ?, 1, ?, ?) "
+                "ON CONFLICT (braze_id, name) DO UPDATE SET count = count + 1, first = min(first, excluded.first), "
+                "last = max(last, excluded.last)")
+PURCHASE_UPSERT = (
+    "INSERT INTO braze_user_purchases (braze_id, product_id, count, first, last, revenue) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (braze_id, product_id) DO UPDATE SET count = count + excluded.count, "
+    "first = min(first, excluded.first), last = max(last, excluded.last), revenue = revenue + excluded.revenue")
+OCCURRENCE_DELETE = "DELETE FROM braze_occurrences WHERE braze_id = ? AND kind = ? AND name = ? AND time < ?"
+OCCURRENCE_INSERT = "INSERT INTO braze_occurrences (braze_id, kind, name, time, quantity) VALUES (?, ?, ?, ?, ?)"
+USER_INSERT = ("INSERT INTO braze_users (braze_id, external_id, email, phone, random_bucket, created_at, updated_at, "
+               "updated_seq, profile, custom, total_revenue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+USER_SAVE = ("UPDATE braze_users SET external_id = ?, email = ?, phone = ?, updated_at = ?, updated_seq = ?, "
+             "profile = ?, custom = ?, total_revenue = ? WHERE braze_id = ?")
+USER_TOUCH = "UPDATE braze_users SET updated_at = ?, updated_seq = ? WHERE braze_id = ?"
+
+
+def occurrence_horizon(now: datetime) -> str:
+    """Occurrences older than this are out of every "in the last Y days" window."""
+    return time_text(now - timedelta(days=OCCURRENCE_DAYS + 1))
 
 
 class ObjectError(Exception):
@@ -129,8 +151,7 @@ class Profiles:
 
     def insert(self, profile: Profile, alias: tuple[str, str] | None = None) -> Profile:
         self.conn.execute(
-            "INSERT INTO braze_users (braze_id, external_id, email, phone, random_bucket, created_at, updated_at, "
-            "updated_seq, profile, custom, total_revenue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            USER_INSERT,
             (profile.braze_id, profile.external_id, _lower(profile.fields.get("email")), profile.fields.get("phone"),
              profile.random_bucket, profile.created_at, profile.updated_at, self._next_seq(),
              json.dumps(profile.fields), json.dumps(profile.custom), profile.total_revenue))
@@ -153,15 +174,13 @@ class Profiles:
     def save(self, profile: Profile) -> None:
         profile.updated_at = time_text(self.sandbox.clock.now())
         self.conn.execute(
-            "UPDATE braze_users SET external_id = ?, email = ?, phone = ?, updated_at = ?, updated_seq = ?, "
-            "profile = ?, custom = ?, total_revenue = ? WHERE braze_id = ?",
+            USER_SAVE,
             (profile.external_id, _lower(profile.fields.get("email")), profile.fields.get("phone"),
              profile.updated_at, self._next_seq(), json.dumps(profile.fields), json.dumps(profile.custom),
              profile.total_revenue, profile.braze_id))
 
     def touch(self, braze_id: str) -> None:
-        self.conn.execute("UPDATE braze_users SET updated_at = ?, updated_seq = ? WHERE braze_id = ?",
-                          (time_text(self.sandbox.clock.now()), self._next_seq(), braze_id))
+        self.conn.execute(USER_TOUCH, (time_text(self.sandbox.clock.now()), self._next_seq(), braze_id))
 
     def aliases(self, braze_id: str) -> list[dict]:
         rows = self.conn.execute("SELECT alias_name, alias_label FROM braze_aliases WHERE braze_id = ? "
@@ -185,32 +204,23 @@ class Profiles:
             self.conn.execute(f"DELETE FROM {table} WHERE braze_id = ?", (braze_id,))
 
     def record_event(self, braze_id: str, name: str, at: str) -> None:
-        self.conn.execute(
-            "INSERT INTO braze_user_events (braze_id, name, count, first, last) VALUES (?, ?, 1, ?, ?) "
-            "ON CONFLICT (braze_id, name) DO UPDATE SET count = count + 1, first = min(first, excluded.first), "
-            "last = max(last, excluded.last)", (braze_id, name, at, at))
+        self.conn.execute(EVENT_UPSERT, (braze_id, name, at, at))
         self._occurrence(braze_id, "event", name, at, 1)
 
     def record_purchase(self, braze_id: str, product_id: str, at: str, quantity: int, price: float) -> None:
         # "Braze treats quantity X as X purchases of 1" (purchase_object.md); no currency conversion.
         revenue = price * quantity
-        self.conn.execute(
-            "INSERT INTO braze_user_purchases (braze_id, product_id, count, first, last, revenue) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (braze_id, product_id) DO UPDATE SET count = count + excluded.count, "
-            "first = min(first, excluded.first), last = max(last, excluded.last), revenue = revenue + excluded.revenue",
-            (braze_id, product_id, quantity, at, at, revenue))
+        self.conn.execute(PURCHASE_UPSERT, (braze_id, product_id, quantity, at, at, revenue))
         self.conn.execute("UPDATE braze_users SET total_revenue = total_revenue + ? WHERE braze_id = ?",
                           (revenue, braze_id))
         self._occurrence(braze_id, "purchase", product_id, at, quantity)
 
     def _occurrence(self, braze_id: str, kind: str, name: str, at: str, quantity: int) -> None:
-        horizon = time_text(self.sandbox.clock.now() - timedelta(days=OCCURRENCE_DAYS + 1))
+        horizon = occurrence_horizon(self.sandbox.clock.now())
         if at >= horizon:
             # what fell out of the 30-day window since the last write goes, so the table stays small
-            self.conn.execute("DELETE FROM braze_occurrences WHERE braze_id = ? AND kind = ? AND name = ? AND time < ?",
-                              (braze_id, kind, name, horizon))
-            self.conn.execute("INSERT INTO braze_occurrences (braze_id, kind, name, time, quantity) "
-                              "VALUES (?, ?, ?, ?, ?)", (braze_id, kind, name, at, quantity))
+            self.conn.execute(OCCURRENCE_DELETE, (braze_id, kind, name, horizon))
+            self.conn.execute(OCCURRENCE_INSERT, (braze_id, kind, name, at, quantity))
 
     def events(self, braze_id: str) -> list[dict]:
         return self.sandbox.store.query("SELECT name, first, last, count FROM braze_user_events WHERE braze_id = ? "
@@ -658,6 +668,191 @@ def parse_purchase(obj: dict, now_text: str) -> tuple[Target, dict]:
 
 # --- /users/track -----------------------------------------------------------------------------------------
 ARRAYS = ("attributes", "events", "purchases")
+_PREFETCH_SIZES = (8, 32, 128, 512)  # IN-list lengths (padded), so a handful of statements are prepared once
+
+
+class _Row:
+    """A `braze_users` row as the request has left it so far. `fields`/`custom` are parsed on first use (an
+    event or purchase only needs updated_at, updated_seq and total_revenue)."""
+
+    __slots__ = ("braze_id", "external_id", "revenue", "texts", "fields", "custom", "stored", "changed", "seq",
+                 "random_bucket")
+
+    def __init__(self, braze_id: str, external_id: str | None, revenue: float, texts: tuple[str, str] | None,
+                 stored: bool) -> None:
+        self.braze_id = braze_id
+        self.external_id = external_id
+        self.revenue = revenue
+        self.texts = texts
+        self.fields: dict = {}
+        self.custom: dict = {}
+        self.stored = stored  # in the table already (else INSERT at flush)
+        self.changed = not stored  # fields/custom changed since the last flush
+        self.seq = 0
+        self.random_bucket = 0
+
+
+class _Writes:
+    """The writes of one `/users/track` request for objects naming an external_id, run at `flush()`.
+
+    Exactly what the object-by-object statements leave, with fewer statements: updated_seq is handed out from
+    one `max(updated_seq)` in the same order (every insert, save and touch took max + 1); a row's final
+    profile/custom/updated_*/total_revenue are written once (total_revenue summed in the same order, so the same
+    float); new rows are inserted in creation order (same rowids); event, purchase and occurrence statements are
+    the same statements in the same order through executemany. `updated_at` is the request's time: a manual
+    clock is the same at every write anyway.
+    """
+
+    def __init__(self, sandbox: "Sandbox", now: datetime) -> None:
+        self.sandbox = sandbox
+        self.conn = sandbox.store.conn
+        self.now_text = time_text(now)
+        self.horizon = occurrence_horizon(now)
+        self.seq: int | None = None  # the last updated_seq handed out; read from the table when first needed
+        self.ids: dict[str, str | None] = {}  # external_id -> braze_id (None: no such profile)
+        self.fetched: dict[str, tuple] = {}  # braze_id -> (external_id, total_revenue, profile, custom) as read
+        self.rows: dict[str, _Row] = {}
+        self.dirty: dict[str, _Row] = {}  # insertion order: new rows in creation order
+        self.events: list[tuple] = []
+        self.purchases: list[tuple] = []
+        self.occurrences: list[tuple] = []
+
+    # --- reading -------------------------------------------------------------------------------------
+    def prefetch(self, external_ids: list[str]) -> None:
+        """One SELECT for every external id of the request (instead of one per object)."""
+        wanted = list(dict.fromkeys(external_ids))
+        for start in range(0, len(wanted), _PREFETCH_SIZES[-1]):
+            chunk = wanted[start:start + _PREFETCH_SIZES[-1]]
+            size = next(n for n in _PREFETCH_SIZES if n >= len(chunk))
+            params = chunk + [chunk[-1]] * (size - len(chunk))
+            for value in chunk:
+                self.ids[value] = None
+            for braze_id, external_id, revenue, profile, custom in self.conn.execute(
+                    "SELECT braze_id, external_id, total_revenue, profile, custom FROM braze_users "
+                    f"WHERE external_id IN ({', '.join('?' * size)})", params):
+                self.ids[external_id] = braze_id
+                self.fetched[braze_id] = (external_id, revenue, profile, custom)
+
+    def find(self, external_id: str) -> _Row | None:
+        if external_id in self.ids:
+            braze_id = self.ids[external_id]
+        else:
+            braze_id = self.ids[external_id] = self.sandbox.braze.profiles.by_external_id(external_id)
+        if braze_id is None:
+            return None
+        row = self.rows.get(braze_id)
+        if row is None:
+            data = self.fetched.pop(braze_id, None)
+            if data is None:
+                data = self.conn.execute("SELECT external_id, total_revenue, profile, custom FROM braze_users "
+                                         "WHERE braze_id = ?", (braze_id,)).fetchone()
+            row = self.rows[braze_id] = _Row(braze_id, data[0], data[1], (data[2], data[3]), True)
+        return row
+
+    def parsed(self, row: _Row) -> _Row:
+        """The row with fields/custom as dicts, about to be changed."""
+        if row.texts is not None:
+            row.fields, row.custom = json.loads(row.texts[0]), json.loads(row.texts[1])
+            row.texts = None
+        row.changed = True
+        return row
+
+    # --- writing -------------------------------------------------------------------------------------
+    def bump(self, row: _Row) -> None:
+        """An insert, save or touch of the row: the next updated_seq."""
+        if self.seq is None:
+            self.seq = self.conn.execute("SELECT max(updated_seq) FROM braze_users").fetchone()[0] or 0
+        self.seq += 1
+        row.seq = self.seq
+        self.dirty[row.braze_id] = row
+
+    def create(self, external_id: str) -> _Row:
+        """A new profile (`Profiles.new`: braze_id, then random_bucket, from the sandbox RNG), counted as inserted."""
+        ids = self.sandbox.ids
+        braze_id = ids.hex(24)
+        row = _Row(braze_id, external_id, 0.0, None, False)
+        row.random_bucket = ids.randint(0, 9999)
+        self.ids[external_id] = braze_id
+        self.rows[braze_id] = row
+        self.bump(row)
+        return row
+
+    def event(self, row: _Row, name: str, at: str) -> None:
+        self.events.append((row.braze_id, name, at, at))
+        if at >= self.horizon:
+            self.occurrences.append((row.braze_id, "event", name, at, 1))
+
+    def purchase(self, row: _Row, product_id: str, at: str, quantity: int, price: float) -> None:
+        revenue = price * quantity  # as `Profiles.record_purchase`
+        self.purchases.append((row.braze_id, product_id, quantity, at, at, revenue))
+        row.revenue = row.revenue + revenue
+        if at >= self.horizon:
+            self.occurrences.append((row.braze_id, "purchase", product_id, at, quantity))
+
+    def flush(self) -> None:
+        conn, now_text = self.conn, self.now_text
+        if self.dirty:
+            inserts, saves, touches = [], [], []
+            for row in self.dirty.values():
+                if not row.stored:
+                    inserts.append((row.braze_id, row.external_id, _lower(row.fields.get("email")),
+                                    row.fields.get("phone"), row.random_bucket, now_text, now_text, row.seq,
+                                    json.dumps(row.fields), json.dumps(row.custom), row.revenue))
+                elif row.changed:
+                    saves.append((row.external_id, _lower(row.fields.get("email")), row.fields.get("phone"), now_text,
+                                  row.seq, json.dumps(row.fields), json.dumps(row.custom), row.revenue, row.braze_id))
+                else:
+                    touches.append((now_text, row.seq, row.revenue, row.braze_id))
+                row.stored, row.changed = True, False
+            if inserts:
+                conn.executemany(USER_INSERT, inserts)
+            if saves:
+                conn.executemany(USER_SAVE, saves)
+            if touches:
+                conn.executemany("UPDATE braze_users SET updated_at = ?, updated_seq = ?, total_revenue = ? "
+                                 "WHERE braze_id = ?", touches)
+            self.dirty = {}
+        if self.events:
+            conn.executemany(EVENT_UPSERT, self.events)
+            self.events = []
+        if self.purchases:
+            conn.executemany(PURCHASE_UPSERT, self.purchases)
+            self.purchases = []
+        if self.occurrences:
+            self._flush_occurrences()
+
+    def _flush_occurrences(self) -> None:
+        """Each occurrence was `DELETE` (rows of its key older than the horizon), then `INSERT`. New rows are never
+        older than the horizon, so only a key's first DELETE can remove anything; one query finds the keys that
+        have such rows, and the rest (nearly always all) is a plain executemany of the INSERTs."""
+        keys = list(dict.fromkeys(occurrence[:3] for occurrence in self.occurrences))
+        old: set = set()
+        for start in range(0, len(keys), 300):
+            chunk = keys[start:start + 300]
+            values = ", ".join(["(?, ?, ?)"] * len(chunk))
+            old.update(self.conn.execute(
+                f"WITH k(b, kd, n) AS (VALUES {values}) SELECT DISTINCT o.braze_id, o.kind, o.name FROM k "
+                "JOIN braze_occurrences o ON o.braze_id = k.b AND o.kind = k.kd AND o.name = k.n AND o.time < ?",
+                [item for key in chunk for item in key] + [self.horizon]))
+        if not old:
+            self.conn.executemany(OCCURRENCE_INSERT, self.occurrences)
+        else:  # the same statements in the same order (a DELETE can free the highest id the next INSERT reuses)
+            for occurrence in self.occurrences:
+                if occurrence[:3] in old:
+                    old.discard(occurrence[:3])
+                    self.conn.execute(OCCURRENCE_DELETE, (*occurrence[:3], self.horizon))
+                self.conn.execute(OCCURRENCE_INSERT, occurrence)
+        self.occurrences = []
+
+    def slow(self, apply_one: Callable[[], str | None]) -> None:
+        """Run one object the slow way (straight SQL, which reads the table as it is: flushed first); forget what
+        was read of the profile it wrote, and the updated_seq count, which it moved."""
+        self.flush()
+        braze_id = apply_one()
+        if braze_id is not None:
+            self.rows.pop(braze_id, None)
+            self.fetched.pop(braze_id, None)
+        self.seq = None
 
 
 class UserTrack:
@@ -697,6 +892,83 @@ class UserTrack:
                 found = self.profiles.insert(profile, alias).braze_id
         return found
 
+    # --- one object the slow way: straight SQL, for the identifiers `_Writes` does not keep (alias, braze_id, email,
+    # phone); the caller flushes `_Writes` first, so these reads see every earlier object of the request.
+    # Each writes one profile and answers its braze_id (None: skipped).
+    def _attributes_one(self, target: Target, ops: list[tuple]) -> str | None:
+        braze_id = self.lookup(target)
+        if braze_id is None:  # a new profile is written once, with its attributes
+            profile = self.new_profile(target)
+            if profile is not None:
+                apply_attribute_ops(profile, ops)
+                self.profiles.insert(profile, target.value if target.kind == "user_alias" else None)
+            return None  # a new profile: nothing read about it before
+        profile = self.profiles.load(braze_id)
+        assert profile is not None
+        apply_attribute_ops(profile, ops)
+        self.profiles.save(profile)
+        return braze_id
+
+    def _event_one(self, target: Target, event: dict) -> str | None:
+        braze_id = self.resolve(target)
+        if braze_id is not None:
+            self.profiles.record_event(braze_id, event["name"], event["time"])
+            self.profiles.touch(braze_id)
+        return braze_id
+
+    def _purchase_one(self, target: Target, purchase: dict) -> str | None:
+        braze_id = self.resolve(target)
+        if braze_id is not None:
+            self.profiles.record_purchase(braze_id, purchase["product_id"], purchase["time"],
+                                          purchase["quantity"], purchase["price"])
+            self.profiles.touch(braze_id)
+        return braze_id
+
+    def _apply(self, plans: dict[str, list], now: datetime) -> None:
+        """Apply the parsed objects in Braze's order (attributes, events, purchases), inside the caller's
+        transaction. Objects naming an `external_id` (what the Segment destination sends) go through `_Writes`:
+        one SELECT for the request's external ids, rows changed in memory, statements run with executemany at
+        the end; the stored rows are the ones the object-by-object statements (`_attributes_one`, ...) make."""
+        writes = _Writes(self.sandbox, now)
+        writes.prefetch([target.value for name in ARRAYS for target, _ in plans[name]
+                         if target.kind == "external_id"])
+        for target, ops in plans["attributes"]:
+            if target.kind != "external_id":
+                writes.slow(lambda: self._attributes_one(target, ops))
+                continue
+            row = writes.find(target.value)
+            if row is None:
+                if target.update_only:
+                    continue
+                row = writes.create(target.value)  # a new profile is written once, with its attributes
+                apply_attribute_ops(row, ops)
+                continue
+            apply_attribute_ops(writes.parsed(row), ops)
+            writes.bump(row)
+        for target, event in plans["events"]:
+            if target.kind != "external_id":
+                writes.slow(lambda: self._event_one(target, event))
+                continue
+            row = writes.find(target.value)
+            if row is None:
+                if target.update_only:
+                    continue
+                row = writes.create(target.value)
+            writes.event(row, event["name"], event["time"])
+            writes.bump(row)
+        for target, purchase in plans["purchases"]:
+            if target.kind != "external_id":
+                writes.slow(lambda: self._purchase_one(target, purchase))
+                continue
+            row = writes.find(target.value)
+            if row is None:
+                if target.update_only:
+                    continue
+                row = writes.create(target.value)
+            writes.purchase(row, purchase["product_id"], purchase["time"], purchase["quantity"], purchase["price"])
+            writes.bump(row)
+        writes.flush()
+
     def track(self, body: Any) -> dict:
         """Apply a `/users/track` body; answers the 201 body or raises BrazeError (400)."""
         if not isinstance(body, dict):
@@ -711,7 +983,8 @@ class UserTrack:
                 raise errors.bad_request(f"'{name}' must be an array of objects")
             if len(body[name]) > MAX_OBJECTS:
                 raise errors.too_many_objects(name, len(body[name]))
-        now_text = time_text(self.sandbox.clock.now())
+        now = self.sandbox.clock.now()
+        now_text = time_text(now)
         problems: list[dict] = []
         plans: dict[str, list] = {name: [] for name in ARRAYS}
         parsers = {"attributes": lambda o: parse_attributes(o), "events": lambda o: parse_event(o, now_text),
@@ -727,29 +1000,7 @@ class UserTrack:
         if not any(plans.values()):
             raise errors.no_valid_data(problems)
         with self.sandbox.store.transaction():
-            for target, ops in plans["attributes"]:
-                braze_id = self.lookup(target)
-                if braze_id is None:  # a new profile is written once, with its attributes
-                    profile = self.new_profile(target)
-                    if profile is not None:
-                        apply_attribute_ops(profile, ops)
-                        self.profiles.insert(profile, target.value if target.kind == "user_alias" else None)
-                    continue
-                profile = self.profiles.load(braze_id)
-                assert profile is not None
-                apply_attribute_ops(profile, ops)
-                self.profiles.save(profile)
-            for target, event in plans["events"]:
-                braze_id = self.resolve(target)
-                if braze_id is not None:
-                    self.profiles.record_event(braze_id, event["name"], event["time"])
-                    self.profiles.touch(braze_id)
-            for target, purchase in plans["purchases"]:
-                braze_id = self.resolve(target)
-                if braze_id is not None:
-                    self.profiles.record_purchase(braze_id, purchase["product_id"], purchase["time"],
-                                                  purchase["quantity"], purchase["price"])
-                    self.profiles.touch(braze_id)
+            self._apply(plans, now)
         answer: dict = {"message": errors.SUCCESS}
         for name in present:
             answer[f"{name}_processed"] = len(plans[name])
