@@ -93,6 +93,8 @@ AUDIENCES = [
     {"key": "pro_reader", "query": "trait('pro') = true AND event('Page Viewed').count() >= 1"},
     {"key": "a_big", "query": "event('A').where(property('n') > 2).count() >= 1 OR trait('plan').exists()"},
     {"key": "anon_ok", "query": "event('B').count() >= 1", "include_anonymous": True},
+    {"key": "a_and_pro", "query": "event('A').count() > 1 AND trait('plan') = 'pro'"},
+    {"key": "few_a", "query": "event('A').count() <= 1"},
 ]
 _ids = st.fixed_dictionaries({}, optional={"userId": st.sampled_from(["u1", "u2", "u3"]),
                                            "anonymousId": st.sampled_from(["x1", "x2", "x3"])}).filter(bool)

@@ -21,7 +21,8 @@ from .definitions import (AUDIENCE, CYCLE_MESSAGE, TRAIT, Connection, Definition
                           from_config, parse_connections, parse_query)
 from .emission import Identity, build_messages
 from .identity import message_traits
-from .query import AllUsers, AnyUser, EventStream, Query, TraitRef, iter_nodes
+from .query import (Aggregation, AllUsers, And, AnyUser, Comparison, EventStream, Literal, Or, Query, TraitRef,
+                    iter_nodes)
 
 if TYPE_CHECKING:
     import sqlite3
@@ -42,6 +43,9 @@ class Triggers:
     events: frozenset[str]  # event names its streams read (including funnel steps in where())
     traits: bool  # reads profile traits: messages carrying traits (identify, context.traits, group) matter
     references: tuple[str, ...]  # other definitions it may read through trait(): their changes matter
+    # more events can never make it false (And/Or of `count() >=` / `>` over unwindowed streams, and trait
+    # comparisons): a member whose only news is events stays a member without being evaluated
+    members_stay: bool = False
 
     @classmethod
     def of(cls, query: Query) -> "Triggers":
@@ -55,7 +59,25 @@ class Triggers:
                 events.add(node.name)
             elif isinstance(node, TraitRef):
                 traits = True
-        return cls(every or query.account_level, frozenset(events), traits, query.references)
+        return cls(every or query.account_level, frozenset(events), traits, query.references,
+                   query.result_type == "boolean" and not query.windows and _grows_with_events(query.root))
+
+
+def _grows_with_events(node: object) -> bool:
+    if isinstance(node, (And, Or)):
+        return all(_grows_with_events(operand) for operand in node.operands)
+    if not isinstance(node, Comparison):
+        return False
+    subject = node.subject
+    if isinstance(subject, TraitRef):
+        return not any(isinstance(n, (EventStream, Aggregation)) for n in iter_nodes(node))
+    if not (isinstance(subject, Aggregation) and subject.function == "count" and subject.stream.source == "event"
+            and subject.stream.window is None and node.operator in ("at_least", "greater_than")
+            and isinstance(node.argument, Literal) and node.argument.type == "number"):
+        return False
+    # a per-event filter on the event's own fields; a filter reading traits or other events is not monotone
+    where = subject.stream.where
+    return where is None or not any(isinstance(n, (EventStream, Aggregation, TraitRef)) for n in iter_nodes(where))
 
 
 class Computations:
@@ -259,19 +281,24 @@ class Computations:
         changed: dict[str, set[str]] = {}
         for definition in realtime:
             triggers = self.triggers(definition.query)
+            members_stay: set[str] = set()
             if triggers.every_message:
                 profile_ids = list(touched)
             else:
-                wanted = set(reidentified)
+                by_other = set(reidentified)
                 if triggers.traits:
-                    wanted |= with_traits
-                for name in triggers.events:
-                    wanted |= by_event.get(name, set())
+                    by_other |= with_traits
                 for key in triggers.references:
-                    wanted |= changed.get(key, set())
+                    by_other |= changed.get(key, set())
+                by_events: set[str] = set()
+                for name in triggers.events:
+                    by_events |= by_event.get(name, set())
+                if triggers.members_stay and definition.kind == AUDIENCE:
+                    members_stay = by_events - by_other
+                wanted = by_other | by_events
                 profile_ids = [p for p in touched if p in wanted]
             if profile_ids:
-                self._run(conn, definition, profile_ids, changed=changed)
+                self._run(conn, definition, profile_ids, changed=changed, members_stay=members_stay)
 
     def _on_clock(self, old: datetime, new: datetime) -> None:
         self.tick(previous=old)
@@ -298,14 +325,17 @@ class Computations:
 
     # --- one computation -------------------------------------------------------------------------------------
     def _run(self, conn: "sqlite3.Connection", definition: Definition, profile_ids: list[str] | None,
-             first_sync_for: tuple[str, ...] = (), changed: dict[str, set[str]] | None = None) -> Definition:
+             first_sync_for: tuple[str, ...] = (), changed: dict[str, set[str]] | None = None,
+             members_stay: set[str] | None = None) -> Definition:
         now = self._now()
         at = iso(now)
+        previous = self._previous(conn, definition, profile_ids)
+        if members_stay and profile_ids is not None:
+            profile_ids = [p for p in profile_ids if not (p in members_stay and previous.get(p) is True)]
         values = self.evaluator.evaluate(
             definition.query, at=now, profile_ids=profile_ids, conn=conn,
             since=None if definition.backfill else definition.created_at,
             external_id_types=definition.external_id_types if definition.kind == AUDIENCE else None)
-        previous = self._previous(conn, definition, profile_ids)
         changes: list[tuple[str, Any, bool | None]] = []  # (profile, value, entered)
         for profile_id, value in values.items():
             old = previous.get(profile_id, _MISSING)
