@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import errors
 from .errors import BrazeError
-from .values import country_code, is_email, is_time_zone, parse_time, time_text
+from .values import country_code, is_email, is_time_zone, parse_time, time_text, time_text_of
 
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
@@ -260,6 +260,18 @@ class Target:
 
 
 def parse_target(obj: dict) -> Target:
+    external_id = obj.get("external_id")
+    if external_id is not None and obj.get("user_alias") is None and obj.get("braze_id") is None:
+        # the common case, the checks below in the same order
+        update_only = obj.get("_update_existing_only")
+        if update_only is not None and not isinstance(update_only, bool):
+            raise ObjectError(errors.not_valid("_update_existing_only"))
+        if not isinstance(external_id, str) or not external_id:
+            raise ObjectError(errors.not_valid("external_id"))
+        # (encode() also raises on a lone surrogate, as before)
+        if (len(external_id) if external_id.isascii() else len(external_id.encode())) > MAX_EXTERNAL_ID_BYTES:
+            raise ObjectError(errors.EXTERNAL_ID_TOO_LARGE)
+        return Target("external_id", external_id, False if update_only is None else update_only)
     primaries = [key for key in PRIMARY if obj.get(key) is not None]
     if len(primaries) > 1:
         raise ObjectError(errors.ONE_PRIMARY_IDENTIFIER)
@@ -370,10 +382,10 @@ def _standard(key: str, value: Any) -> Any:
             raise ObjectError(errors.BAD_LOCATION_UPDATE)
         return {"longitude": value["longitude"], "latitude": value["latitude"]}
     if key in ("date_of_first_session", "date_of_last_session", "marked_email_as_spam_at"):
-        time = parse_time(value)
-        if time is None:
+        text = time_text_of(value)
+        if text is None:
             raise ObjectError(errors.not_valid(key))
-        return time_text(time)
+        return text
     if key == "subscription_groups":
         return _subscription_groups(value)
     if key == "push_tokens":
@@ -420,8 +432,8 @@ def _custom_scalar(key: str, value: Any, in_array: bool = False) -> Any:
             raise ObjectError(f"'{key}' is longer than {MAX_STRING} characters")
         if in_array:
             return value  # arrays hold strings; only a top-level value is taken as a time
-        time = parse_time(value)  # date-like strings are stored as time (custom_attributes.md)
-        return time_text(time) if time else value
+        text = time_text_of(value)  # date-like strings are stored as time (custom_attributes.md)
+        return text if text is not None else value
     if isinstance(value, bool) or _is_number(value):
         return value
     raise ObjectError(errors.not_valid(key))
@@ -433,10 +445,10 @@ def _nested(key: str, value: Any, depth: int = 0) -> Any:
         raise ObjectError(f"'{key}' is nested too deeply")
     if isinstance(value, dict):
         if set(value) == {"$time"}:
-            time = parse_time(value["$time"])
-            if time is None:
+            text = time_text_of(value["$time"])
+            if text is None:
                 raise ObjectError(f"'{key}' has an invalid $time value")
-            return time_text(time)
+            return text
         out = {}
         for sub, item in value.items():
             _check_key(sub, nested=True)
@@ -520,10 +532,10 @@ def parse_custom(key: str, value: Any, merge_objects: bool) -> tuple:
                 raise ObjectError(f"'{key}' $update needs '_merge_objects': true")
             return ("object_array", key, ops["$add"], ops["$remove"], ops["$update"])
         if keys == {"$time"}:
-            time = parse_time(value["$time"])
-            if time is None:
+            text = time_text_of(value["$time"])
+            if text is None:
                 raise ObjectError(f"'{key}' has an invalid $time value")
-            return ("set", key, time_text(time))
+            return ("set", key, text)
         nested = _nested(key, value)
         _check_size(key, nested)
         return ("merge" if merge_objects else "set", key, nested)
@@ -615,16 +627,36 @@ def _properties(value: Any) -> dict:
             raise ObjectError(f"'{key}' is a reserved property name")
         if isinstance(item, str) and len(item) > MAX_STRING:
             raise ObjectError(f"property '{key}' is longer than {MAX_STRING} characters")
-    if _json_size(value, "'properties'") > MAX_NESTED_BYTES:
+    if not _surely_small(value) and _json_size(value, "'properties'") > MAX_NESTED_BYTES:
         raise ObjectError("'properties' is larger than 100 KB")
     return value
 
 
+def _surely_small(value: dict) -> bool:
+    """True when json.dumps(value) is certainly under MAX_NESTED_BYTES without making it: flat, plain JSON types,
+    each character at most 12 (a `\\ud83d\\ude00` pair), each number at most 25 characters."""
+    size = 2
+    for key, item in value.items():
+        kind = type(item)
+        if type(key) is not str:
+            return False
+        if kind is str:
+            size += 12 * len(item) + 2
+        elif kind is float or kind is bool or item is None:
+            size += 25
+        elif kind is int and -10**18 < item < 10**18:
+            size += 20
+        else:
+            return False  # nested, a huge int, or not JSON at all: json.dumps decides (and raises) as before
+        size += 12 * len(key) + 6  # quotes, ": " and ", "
+    return size <= MAX_NESTED_BYTES
+
+
 def _occurred(obj: dict, now_text: str) -> str:
-    time = parse_time(obj.get("time")) if isinstance(obj.get("time"), str) else None
-    if time is None:
+    text = time_text_of(obj.get("time"))
+    if text is None:
         raise ObjectError(errors.not_valid("time"))
-    return min(time_text(time), now_text)  # "times in the future default to the current time"
+    return min(text, now_text)  # "times in the future default to the current time"
 
 
 def _unknown_keys(obj: dict, allowed: set) -> None:

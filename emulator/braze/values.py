@@ -37,6 +37,9 @@ def parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value or len(value) > 64:
         return None
     text = value.strip()
+    # Every form below starts with a digit or with three letters and a space: most strings are no time at all.
+    if not (text[:1].isdigit() or text[3:4] == " "):
+        return None
     dt: datetime | None = None
     try:
         if _ISOISH.match(text):
@@ -70,6 +73,18 @@ def parse_time(value: object) -> datetime | None:
 def time_text(dt: datetime) -> str:
     """How the emulator stores and exports a time: ISO, UTC, milliseconds (sortable as text)."""
     return iso(dt)
+
+
+def time_text_of(value: object) -> str | None:
+    """`time_text(parse_time(value))`, None when `value` is not a time."""
+    return _time_text_of(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=4096)
+def _time_text_of(value: str) -> str | None:
+    # cached: the objects of a /users/track batch repeat their times and attribute values
+    dt = parse_time(value)
+    return None if dt is None else iso(dt)
 
 
 def is_email(value: object) -> bool:
