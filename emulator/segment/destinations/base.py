@@ -256,37 +256,115 @@ def _item_spec(spec: dict) -> dict:
     return item
 
 
+class _Field:
+    """A field definition with what the check needs worked out once (not per event): its JSON-schema types, the
+    value classes that pass ajv's type check as they are, its items' and properties' definitions, its format."""
+
+    __slots__ = ("spec", "title", "types", "direct", "multiple", "allow_null", "nullable", "stringy", "item",
+                 "properties", "additional", "choices", "str_choices", "format", "type_message")
+
+    def __init__(self, spec: dict) -> None:
+        self.spec = spec
+        self.title = spec.get("label")
+        self.types = _schema_types(spec)
+        # Exact classes `_has_type` accepts for these types ("integer" also needs the value to be whole: not listed).
+        self.direct = frozenset(cls for t in self.types for cls in _DIRECT_CLASSES.get(t, ()))
+        self.multiple = bool(spec.get("multiple"))
+        self.allow_null = bool(spec.get("allowNull"))
+        self.nullable = "null" in self.types
+        self.stringy = "string" in self.types
+        self.item = _Field(_item_spec(spec)) if self.multiple else None
+        properties = spec.get("properties")
+        self.properties = _Fields(properties) if properties else None
+        self.additional = bool(spec.get("additionalProperties"))
+        choices = spec.get("choices")
+        self.choices = choices if choices is not None and not self.multiple else None
+        # A string is among plain-string choices iff it is in their set (CURRENCIES has ~180: no linear scan).
+        self.str_choices = frozenset(choices) if self.choices is not None and all(
+            c.__class__ is str for c in choices) else None
+        fmt = spec.get("format") or ("date-like" if spec["type"] == "datetime" else None)
+        self.format = _FORMATS[fmt] if fmt in _FORMATS else None
+        humanized = _humanize_list(self.types, "or")
+        self.type_message = f" must be {_article(humanized)} {humanized} but it was "
+
+
+class _Fields:
+    """An action's (or an object field's) field definitions, with the required and conditional keys listed."""
+
+    __slots__ = ("fields", "members", "required", "conditional")
+
+    def __init__(self, fields: dict[str, dict]) -> None:
+        self.fields = {key: _Field(spec) for key, spec in fields.items()}
+        self.members = tuple(self.fields.items())
+        self.required = tuple(key for key, spec in fields.items() if spec.get("required") is True)
+        self.conditional = tuple((key, spec["required"]) for key, spec in fields.items()
+                                 if isinstance(spec.get("required"), dict))
+
+
+_DIRECT_CLASSES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "number": (int, float), "boolean": (bool,), "null": (type(None),), "object": (dict,),
+    "array": (list,)}
+# Field definitions are static module dicts: their worked-out form is kept by identity (with a reference, so an id
+# is never reused while cached).
+_PLANS: dict[int, tuple[dict, _Fields]] = {}
+
+
+def _plan(fields: dict[str, dict]) -> _Fields:
+    entry = _PLANS.get(id(fields))
+    if entry is None:
+        if len(_PLANS) >= 64:
+            _PLANS.clear()
+        entry = _PLANS[id(fields)] = (fields, _Fields(fields))
+    return entry[1]
+
+
 def remove_empty_values(payload: dict, fields: dict[str, dict], is_root: bool = False) -> dict:
     """actions-core `removeEmptyValues`: null where null isn't allowed, "" where a string isn't expected, go away."""
+    return _remove_empty_values(payload, _plan(fields), is_root)
+
+
+def _remove_empty_values(payload: dict, plan: _Fields, is_root: bool = False) -> dict:
     out = {}
+    fields = plan.fields
     for key, value in payload.items():
-        spec = fields.get(key)
-        if spec is not None:
-            value = _remove_empty(value, spec)
+        field = fields.get(key)
+        if field is not None:
+            value = _remove_empty(value, field)
         if value is UNDEFINED or (value == "" and is_root and isinstance(value, str)):
             continue
         out[key] = value
     return out
 
 
-def _remove_empty(value: Any, spec: dict) -> Any:
-    types = _schema_types(spec)
+def _remove_empty(value: Any, field: _Field) -> Any:
+    if value.__class__ is str:
+        return UNDEFINED if value == "" and not field.stringy else value
     if isinstance(value, list):
-        if not spec.get("multiple"):
+        if not field.multiple:
             return value
         # removeEmptyValues only filters array items out; the items it keeps are not cleaned (a null inside one
         # survives, and ajv then coerces it: `currency: null` becomes "").
-        item = _item_spec(spec)
-        return [v for v in value if _remove_empty(v, item) is not UNDEFINED]
+        item = field.item
+        return [v for v in value if not _empty_item(v, item)]
     if isinstance(value, dict):
-        if not spec.get("properties"):
+        if field.properties is None:
             return value
-        return remove_empty_values(value, spec["properties"])
-    if value is None and "null" not in types:
+        return _remove_empty_values(value, field.properties)
+    if value is None and not field.nullable:
         return UNDEFINED
-    if value == "" and isinstance(value, str) and "string" not in types:
+    if value == "" and isinstance(value, str) and not field.stringy:
         return UNDEFINED
     return value
+
+
+def _empty_item(value: Any, item: _Field) -> bool:
+    """`_remove_empty(value, item) is UNDEFINED` without cleaning a kept item (an item is never `multiple`, and an
+    object comes back as an object, cleaned or not)."""
+    if isinstance(value, (list, dict)):
+        return False
+    if value is None:
+        return not item.nullable
+    return value == "" and isinstance(value, str) and not item.stringy
 
 
 def _js_type(value: Any) -> str:
@@ -399,9 +477,10 @@ def check_payload(payload: dict, fields: dict[str, dict], single: bool) -> dict:
 
     `single` = the event goes through `perform` (root "" values are dropped there, not in `performBatch`).
     """
-    payload = remove_empty_values(payload, fields, is_root=single)
+    plan = _plan(fields)
+    payload = _remove_empty_values(payload, plan, is_root=single)
     errors: list[str] = []
-    payload = _check_object(payload, fields, "", None, errors, root=True)
+    payload = _check_object(payload, plan, "", None, errors, root=True)
     if errors:
         raise DestinationRefusal(" ".join(errors), 400, PAYLOAD_VALIDATION_FAILED)
     return payload
@@ -413,58 +492,65 @@ def _preamble(path: str, title: str | None) -> str:
     return "The root value" if path == "" else f"The value at {path}"
 
 
-def _check_object(obj: dict, fields: dict[str, dict], path: str, title: str | None, errors: list[str],
+def _check_object(obj: dict, plan: _Fields, path: str, title: str | None, errors: list[str],
                   root: bool = False, additional: bool = False) -> dict:
-    where = _preamble(path, title)
-    if root:
+    if root and plan.conditional:
         # Conditional requirements are an allOf of if/then: ajv runs them before `required` (untyped keywords first).
-        for key, spec in fields.items():
-            condition = spec.get("required")
-            if isinstance(condition, dict) and _condition_applies(condition, obj) and key not in obj:
+        for key, condition in plan.conditional:
+            if _condition_applies(condition, obj) and key not in obj:
+                where = _preamble(path, title)
                 errors.append(f"{where} is missing the required field '{key}'.")
                 errors.append(f'{where} must match "then" schema.')
-    for key, spec in fields.items():
-        if spec.get("required") is True and key not in obj:
-            errors.append(f"{where} is missing the required field '{key}'.")
+    for key in plan.required:
+        if key not in obj:
+            errors.append(f"{_preamble(path, title)} is missing the required field '{key}'.")
+    fields = plan.fields
     if not additional:
         obj = {k: v for k, v in obj.items() if k in fields}  # removeAdditional: true
-    out = dict(obj)
-    for key, spec in fields.items():
+        out = obj  # already a copy: its values are replaced below, its keys are not
+    else:
+        out = dict(obj)
+    for key, field in plan.members:
         if key in obj:
-            out[key] = _check_value(obj[key], spec, f"{path}/{key}", errors)
+            out[key] = _check_value(obj[key], field, path, key, errors)
     return out
 
 
-def _check_value(value: Any, spec: dict, path: str, errors: list[str]) -> Any:
-    title = spec.get("label")
-    types = _schema_types(spec)
-    if spec.get("multiple") and not isinstance(value, list):
+def _check_value(value: Any, field: _Field, parent: str, key: Any, errors: list[str]) -> Any:
+    """The value at `{parent}/{key}` (the path is only spelled out for a message or a nested check)."""
+    if field.multiple and not isinstance(value, list):
         value = [value]  # arrifyFields / array coercion
-    ok, value = _coerce(value, types)
-    if not ok:
-        errors.append(f"{_preamble(path, title)} must be {_article(_humanize_list(types, 'or'))} "
-                      f"{_humanize_list(types, 'or')} but it was {_js_type(value)}.")
-    choices = spec.get("choices")  # `enum` has no type: ajv checks it even after a type error
-    if choices is not None and not spec.get("multiple") and not (value is None and spec.get("allowNull")):
-        if value not in choices or isinstance(value, bool):
+    if value.__class__ in field.direct:
+        ok = True  # what `_coerce` answers first for a value of a right type
+    else:
+        ok, value = _coerce(value, field.types)
+        if not ok:
+            errors.append(f"{_preamble(f'{parent}/{key}', field.title)}{field.type_message}{_js_type(value)}.")
+    choices = field.choices  # `enum` has no type: ajv checks it even after a type error
+    if choices is not None and not (value is None and field.allow_null):
+        if field.str_choices is not None and value.__class__ is str:
+            refused = value not in field.str_choices
+        else:
+            refused = value not in choices or isinstance(value, bool)
+        if refused:
             allowed = list(dict.fromkeys(c["value"] if isinstance(c, dict) else c for c in choices))
-            if spec.get("allowNull"):
+            if field.allow_null:
                 allowed.append(None)
             listed = _humanize_list([json.dumps(a) for a in allowed], "or")
-            errors.append(f"{_preamble(path, title)} must be one of: {listed}.")
-    if ok and isinstance(value, list) and spec.get("multiple"):
-        item = _item_spec(spec)
-        return [_check_value(v, item, f"{path}/{i}", errors) for i, v in enumerate(value)]
-    fmt = spec.get("format") or ("date-like" if spec["type"] == "datetime" else None)
+            errors.append(f"{_preamble(f'{parent}/{key}', field.title)} must be one of: {listed}.")
+    if ok and field.multiple and isinstance(value, list):
+        path = f"{parent}/{key}"
+        item = field.item
+        return [_check_value(v, item, path, i, errors) for i, v in enumerate(value)]
     # ajv formats only look at strings, and do even after a type error (e.g. a one-item array unwrapped to a string).
-    if fmt in _FORMATS and isinstance(value, str):
-        check, label = _FORMATS[fmt]
+    if field.format is not None and isinstance(value, str):
+        check, label = field.format
         if not check(value):
-            errors.append(f"{_preamble(path, title)} must be a valid {label} string but it was not.")
+            errors.append(f"{_preamble(f'{parent}/{key}', field.title)} must be a valid {label} string but it was not.")
     if not ok:
         return value
-    if isinstance(value, dict) and spec.get("properties"):
+    if field.properties is not None and isinstance(value, dict):
         # A multiple field's items have no title (_item_spec drops it): "The value at /products/0 is missing ...".
-        return _check_object(value, spec["properties"], path, title, errors,
-                             additional=bool(spec.get("additionalProperties")))
+        return _check_object(value, field.properties, f"{parent}/{key}", field.title, errors,
+                             additional=field.additional)
     return value

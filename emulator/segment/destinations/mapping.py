@@ -134,7 +134,172 @@ def remove_undefined(value: Any) -> Any:
 
 def transform(mapping: dict, event: dict) -> dict:
     """A mapping applied to one event: the action's payload before schema checks."""
-    return remove_undefined(resolve(mapping, event))
+    return compile_mapping(mapping)(event)
+
+
+# -- compiled mappings ----------------------------------------------------------------------------------------------
+# `resolve` interprets the mapping anew for every event (directive detection, path splitting, recursion); a preset's
+# mapping is static, so it is turned once into a tree of closures computing `remove_undefined(resolve(mapping, e))`.
+# Objects the mapping builds drop their UNDEFINED members as they are built; values read from the event are returned
+# as they are (an event is JSON: it holds no UNDEFINED, and the destinations copy what they send). Anything unusual
+# (an unknown directive, a malformed @if / @arrayPath, non-string keys) keeps the interpreter for that subtree.
+
+_COMPILED: dict[str, Callable[[Any], Any]] = {}
+_COMPILED_MAX = 256
+
+
+def compile_mapping(mapping: Any) -> Callable[[Any], Any]:
+    """`lambda event: remove_undefined(resolve(mapping, event))`, compiled once per distinct mapping.
+
+    Cached by the mapping's repr (its content, key order included), so a mapping edited in place or rebuilt per call
+    is never confused with another; callers planning a batch compile once per batch.
+    """
+    key = repr(mapping)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        compiled = _COMPILED[key] = _compile(mapping)
+    return compiled
+
+
+def _interpreted(mapping: Any) -> Callable[[Any], Any]:
+    return lambda payload: remove_undefined(resolve(mapping, payload))
+
+
+def _compile(mapping: Any) -> Callable[[Any], Any]:
+    try:
+        if isinstance(mapping, dict):
+            if _is_directive(mapping):
+                name = next(k for k in mapping if k.startswith("@"))
+                compiler = _DIRECTIVE_COMPILERS.get(name)
+                return compiler(mapping[name]) if compiler else _interpreted(mapping)
+            return _compile_object(mapping)
+        if isinstance(mapping, list):
+            items = [_compile(item) for item in mapping]
+            return lambda payload: [item(payload) for item in items]
+    except Exception:  # odd shapes: let the interpreter raise (or not) exactly where it did
+        return _interpreted(mapping)
+    return lambda payload: mapping  # a literal
+
+
+def _compile_object(mapping: dict) -> Callable[[Any], dict]:
+    members = [(key, _compile(value)) for key, value in mapping.items()]
+
+    def build(payload: Any) -> dict:
+        out = {}
+        for key, member in members:
+            value = member(payload)
+            if value is not UNDEFINED:
+                out[key] = value
+        return out
+
+    return build
+
+
+def _walk(current: Any, keys: tuple[str, ...]) -> Any:
+    """`get`'s loop from `current` on, for any value (the compiled getters handle plain dicts themselves)."""
+    for key in keys:
+        if not truthy(current):
+            return current
+        if isinstance(current, dict):
+            current = current.get(key, UNDEFINED)
+        elif isinstance(current, list) and key.isdigit():
+            index = int(key)
+            current = current[index] if index < len(current) else UNDEFINED
+        elif isinstance(current, str) and key == "length":
+            current = len(current)
+        else:
+            current = UNDEFINED
+    return current
+
+
+def compile_get(path: str) -> Callable[[Any], Any]:
+    """`lambda obj: get(obj, path)`: the path split once; plain dicts (always truthy) walked inline."""
+    if path in ("", "."):
+        return lambda obj: obj
+    keys = _path_keys(path)
+    if len(keys) == 1:
+        (k1,) = keys
+
+        def get1(obj: Any) -> Any:
+            if obj.__class__ is dict:
+                return obj.get(k1, UNDEFINED)
+            return _walk(obj, keys)
+        return get1
+    if len(keys) == 2:
+        k1, k2 = keys
+        rest = keys[1:]
+
+        def get2(obj: Any) -> Any:
+            if obj.__class__ is dict:
+                current = obj.get(k1, UNDEFINED)
+                if current.__class__ is dict:
+                    return current.get(k2, UNDEFINED)
+                return _walk(current, rest)
+            return _walk(obj, keys)
+        return get2
+    tails = [keys[i:] for i in range(len(keys))]
+
+    def get_n(obj: Any) -> Any:
+        current = obj
+        for i, key in enumerate(keys):
+            if current.__class__ is not dict:
+                return _walk(current, tails[i])
+            current = current.get(key, UNDEFINED)
+        return current
+    return get_n
+
+
+def _compile_path(value: Any) -> Callable[[Any], Any]:
+    if isinstance(value, str):
+        return compile_get(value.replace("$.", "", 1))
+    inner = _compile(value)
+
+    def path(payload: Any) -> Any:
+        text = inner(payload)
+        if not isinstance(text, str):
+            raise ValueError(f"@path: expected string, got {type(text).__name__}")
+        return get(payload, text.replace("$.", "", 1))
+    return path
+
+
+def _compile_if(opts: dict) -> Callable[[Any], Any]:
+    blank = "exists" not in opts
+    probe = _compile(opts["blank"] if blank else opts["exists"])
+    then = _compile(opts["then"]) if "then" in opts else None
+    otherwise = _compile(opts["else"]) if opts.get("else") else None
+
+    def if_(payload: Any) -> Any:
+        value = probe(payload)
+        condition = value is not UNDEFINED and value is not None and not (blank and value == "")
+        if condition:
+            return then(payload) if then is not None else UNDEFINED
+        return otherwise(payload) if otherwise is not None else UNDEFINED
+    return if_
+
+
+def _compile_array_path(opts: list) -> Callable[[Any], Any]:
+    if not isinstance(opts, list) or len(opts) != 2:
+        raise ValueError("@arrayPath: unusual options")  # -> interpreted
+    path, item_shape = opts
+    root_of = compile_get(path.replace("$.", "", 1)) if isinstance(path, str) else _compile(path)
+    if not (isinstance(item_shape, dict) and item_shape):
+        return root_of
+    item = _compile(item_shape)
+
+    def array_path(payload: Any) -> Any:
+        root = root_of(payload)
+        if isinstance(root, list):
+            return [item(element) for element in root]
+        if isinstance(root, dict):
+            return [item(root)]
+        return root
+    return array_path
+
+
+_DIRECTIVE_COMPILERS: dict[str, Callable[[Any], Callable[[Any], Any]]] = {
+    "@path": _compile_path, "@if": _compile_if, "@arrayPath": _compile_array_path}
 
 
 def default_mapping(fields: dict[str, dict]) -> dict:

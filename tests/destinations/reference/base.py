@@ -1,0 +1,470 @@
+"""What every destination shares: the planned request, the refusal, the per-event outcome, and the payload check.
+
+The payload check mirrors what `@segment/actions-core` 3.170 does between mapping and `perform`: `removeEmptyValues`,
+then ajv (`coerceTypes: "array"`, `allErrors`, `removeAdditional`) with the field definitions turned into a JSON schema,
+and `@segment/ajv-human-errors` for the message. Only the keywords the Braze actions use are implemented; the message
+texts and their order are the ones the real package produces (checked with /work/shared/tools/segment-destination-oracle).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from .mapping import UNDEFINED
+
+# Segment's request client sends this user agent on every destination request (fixture headers).
+USER_AGENT = "Segment (Actions)"
+
+# Segment error codes (actions-core `ErrorCodes`) as the real package reports them.
+PAYLOAD_VALIDATION_FAILED = "PAYLOAD_VALIDATION_FAILED"
+MISSING_REQUIRED_FIELDS = "Missing required fields"
+BAD_REQUEST = "BAD_REQUEST"
+PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+RETRYABLE_ERROR = "RETRYABLE_ERROR"
+
+
+# actions-core `HTTP_ERROR_CODE_MAP`: the errortype Segment records for an HTTP failure; anything else UNKNOWN_ERROR.
+HTTP_ERROR_CODES = {
+    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 402: "PAYMENT_REQUIRED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 407: "PROXY_AUTHENTICATION_REQUIRED", 408: "REQUEST_TIMEOUT",
+    409: "CONFLICT", 410: "GONE", 411: "LENGTH_REQUIRED", 412: "PRECONDITION_FAILED", 413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG", 415: "UNSUPPORTED_MEDIA_TYPE", 416: "RANGE_NOT_SATISFIABLE", 417: "EXPECTATION_FAILED",
+    418: "IM_A_TEAPOT", 421: "MISDIRECTED_REQUEST", 422: "UNPROCESSABLE_ENTITY", 423: "LOCKED",
+    424: "FAILED_DEPENDENCY", 425: "TOO_EARLY", 426: "UPGRADE_REQUIRED", 428: "PRECONDITION_REQUIRED",
+    429: "TOO_MANY_REQUESTS", 431: "REQUEST_HEADER_FIELDS_TOO_LARGE", 451: "UNAVAILABLE_FOR_LEGAL_REASONS",
+    499: "CANCELLED", 500: "INTERNAL_SERVER_ERROR", 501: "NOT_IMPLEMENTED", 502: "BAD_GATEWAY",
+    503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT", 505: "HTTP_VERSION_NOT_SUPPORTED",
+    506: "VARIANT_ALSO_NEGOTIATES", 507: "INSUFFICIENT_STORAGE", 508: "LOOP_DETECTED", 509: "BANDWIDTH_LIMIT_EXCEEDED",
+    510: "NOT_EXTENDED", 511: "NETWORK_AUTHENTICATION_REQUIRED", 529: "SITE_IS_OVERLOADED",
+}
+
+
+def http_error_code(status: int) -> str:
+    return HTTP_ERROR_CODES.get(status, "UNKNOWN_ERROR")
+
+
+def reason_phrase(status: int) -> str:
+    """The HTTP status text, which is the message of the HTTPError Segment's request client throws."""
+    from http import HTTPStatus
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"Request failed with status code {status}"
+
+
+class DestinationRefusal(Exception):
+    """The destination refused an event before sending anything (Segment's IntegrationError / payload check)."""
+
+    def __init__(self, message: str, status: int = 400, code: str = PAYLOAD_VALIDATION_FAILED):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+    def __repr__(self) -> str:
+        return f"DestinationRefusal({self.message!r}, status={self.status}, code={self.code!r})"
+
+
+@dataclass
+class PlannedRequest:
+    """One HTTP request a destination would send, and which input events it carries.
+
+    `sources[i]` is the index (in the `events` list given to `build_requests`) of the event that produced
+    `body[<array>][i]`, so Braze's `errors[].index` maps back to an event. `events` lists each source event once.
+    """
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict
+    events: list[int]
+    sources: list[int] = field(default_factory=list)
+    action: str = ""
+    endpoint: str = ""
+    batch: bool = False  # built by the action's performBatch (more than one event) rather than perform
+    batch_events: list[int] = field(default_factory=list)  # every event of that batch, refused ones included
+
+    @property
+    def url(self) -> str:
+        return f"{self.endpoint.rstrip('/')}{self.path}"
+
+
+@dataclass
+class EventOutcome:
+    """What Segment records for one event of a delivery: `status` 2xx = delivered."""
+
+    index: int
+    status: int
+    code: str | None = None
+    message: str | None = None
+    body: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass
+class Plan:
+    """`build_requests`' answer: the requests to send, and the events refused before sending (by input index)."""
+
+    requests: list[PlannedRequest]
+    refusals: dict[int, DestinationRefusal]
+    filtered: list[int] = field(default_factory=list)  # events no subscription matched
+    skipped: list[int] = field(default_factory=list)  # accepted, but nothing to send (Segment reports them delivered)
+    created_cohorts: set[str] = field(default_factory=set)
+
+    def __iter__(self):
+        return iter(self.requests)
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def __getitem__(self, i: int) -> PlannedRequest:
+        return self.requests[i]
+
+
+# -- dates (dayjs as the destinations use it) --------------------------------------------------------------------
+
+_DAYJS_PARSE = re.compile(r"^(\d{4})[-/]?(\d{1,2})?[-/]?(\d{0,2})[Tt\s]*(\d{1,2})?:?(\d{1,2})?:?(\d{1,2})?[.:]?(\d+)?$")
+
+
+def parse_date(value: Any) -> datetime | None:
+    """`dayjs(value)` for the inputs events carry: epoch milliseconds, ISO 8601, RFC 2822. Invalid -> None.
+
+    Strings without a zone are read as UTC (Segment's servers run in UTC; dayjs reads them as local time).
+    """
+    if isinstance(value, bool) or value is None or value is UNDEFINED:
+        return None
+    if isinstance(value, (int, float)):
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    except ValueError:
+        pass
+    # dayjs only tries its own pattern on strings not ending in Z (and skipping it avoids slow backtracking).
+    match = None if value[-1:] in ("z", "Z") else _DAYJS_PARSE.match(value)
+    if match:
+        y, mo, d, h, mi, s, ms = match.groups()
+        try:
+            return datetime(int(y), int(mo or 1), int(d or 1), int(h or 0), int(mi or 0), int(s or 0),
+                            int((ms or "0")[:3].ljust(3, "0")) * 1000, tzinfo=timezone.utc)
+        except ValueError:
+            return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def to_iso(value: Any) -> Any:
+    """`dayjs(value).toISOString()` (utils.ts `toISO8601`): null/undefined pass through, invalid -> undefined."""
+    if value is None or value is UNDEFINED:
+        return value
+    parsed = parse_date(value)
+    if parsed is None:
+        return UNDEFINED
+    utc = parsed.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def to_date(value: Any, fmt: str = "%Y-%m-%d") -> Any:
+    if value is None or value is UNDEFINED:
+        return value
+    parsed = parse_date(value)
+    return UNDEFINED if parsed is None else parsed.strftime(fmt)
+
+
+# -- the payload check -------------------------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+"
+                    r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", re.I)
+# ajv-formats 2.1.1 full `uri` regex, verbatim.
+_URI = re.compile(r"""^(?:[a-z][a-z0-9+\-.]*:)(?:\/?\/(?:(?:[a-z0-9\-._~!$&'()*+,;=:]|%[0-9a-f]{2})*@)?(?:\[(?:(?:(?:(?:[0-9a-f]{1,4}:){6}|::(?:[0-9a-f]{1,4}:){5}|(?:[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){4}|(?:(?:[0-9a-f]{1,4}:){0,1}[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){3}|(?:(?:[0-9a-f]{1,4}:){0,2}[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){2}|(?:(?:[0-9a-f]{1,4}:){0,3}[0-9a-f]{1,4})?::[0-9a-f]{1,4}:|(?:(?:[0-9a-f]{1,4}:){0,4}[0-9a-f]{1,4})?::)(?:[0-9a-f]{1,4}:[0-9a-f]{1,4}|(?:(?:25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(?:25[0-5]|2[0-4]\d|[01]?\d\d?))|(?:(?:[0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4})?::[0-9a-f]{1,4}|(?:(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4})?::)|[Vv][0-9a-f]+\.[a-z0-9\-._~!$&'()*+,;=:]+)\]|(?:(?:25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(?:25[0-5]|2[0-4]\d|[01]?\d\d?)|(?:[a-z0-9\-._~!$&'()*+,;=]|%[0-9a-f]{2})*)(?::\d*)?(?:\/(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})*)*|\/(?:(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})+(?:\/(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})*)*)?|(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})+(?:\/(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})*)*)(?:\?(?:[a-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9a-f]{2})*)?(?:#(?:[a-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9a-f]{2})*)?$""", re.I)
+_DATE = re.compile(r"^(\d\d\d\d)-(\d\d)-(\d\d)$")
+_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d)(\.\d+)?(z|[+-]\d\d(?::?\d\d)?)?$", re.I)
+_DAYS = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+
+def _is_date(text: str) -> bool:
+    m = _DATE.fullmatch(text)
+    if not m:
+        return False
+    y, mo, d = int(m[1]), int(m[2]), int(m[3])
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    return 1 <= mo <= 12 and 1 <= d <= (29 if mo == 2 and leap else _DAYS[mo])
+
+
+def _is_date_time(text: str) -> bool:
+    parts = re.split(r"t|\s", text, flags=re.I)
+    if len(parts) != 2 or not _is_date(parts[0]):
+        return False
+    m = _TIME.fullmatch(parts[1])
+    if not m:
+        return False
+    h, mi, s = int(m[1]), int(m[2]), int(m[3])
+    # ajv-formats 2.1.1 means to require a zone here but compares `undefined !== ""`, so none is needed.
+    return (h <= 23 and mi <= 59 and s <= 59) or (h, mi, s) == (23, 59, 60)
+
+
+def _is_date_like(value: Any) -> bool:
+    return parse_date(value) is not None or (isinstance(value, str) and _is_number_string(value))
+
+
+def _is_number_string(text: str) -> bool:
+    try:
+        float(text)
+        return text.strip() != "" and text.strip() == text
+    except ValueError:
+        return False
+
+
+_FORMATS = {
+    "email": (lambda v: bool(_EMAIL.fullmatch(v)), "email address"),
+    "uri": (lambda v: bool(re.search(r"/|:", v)) and bool(_URI.fullmatch(v)), "URI"),
+    "date-time": (_is_date_time, "date and time"),
+    "date-like": (_is_date_like, "date-like"),
+}
+
+
+def _schema_types(spec: dict) -> list[str]:
+    """JSON-schema type list of a field definition (fields-to-jsonschema.ts)."""
+    if spec.get("multiple"):
+        return ["array"]
+    base = spec["type"]
+    if base == "datetime":
+        types = ["string", "number"]
+    else:
+        types = ["string" if base in ("password", "text") else base]
+    if spec.get("allowNull"):
+        types.append("null")
+    return types
+
+
+def _item_spec(spec: dict) -> dict:
+    item = {k: v for k, v in spec.items() if k not in ("multiple", "allowNull", "required", "default", "label")}
+    return item
+
+
+def remove_empty_values(payload: dict, fields: dict[str, dict], is_root: bool = False) -> dict:
+    """actions-core `removeEmptyValues`: null where null isn't allowed, "" where a string isn't expected, go away."""
+    out = {}
+    for key, value in payload.items():
+        spec = fields.get(key)
+        if spec is not None:
+            value = _remove_empty(value, spec)
+        if value is UNDEFINED or (value == "" and is_root and isinstance(value, str)):
+            continue
+        out[key] = value
+    return out
+
+
+def _remove_empty(value: Any, spec: dict) -> Any:
+    types = _schema_types(spec)
+    if isinstance(value, list):
+        if not spec.get("multiple"):
+            return value
+        # removeEmptyValues only filters array items out; the items it keeps are not cleaned (a null inside one
+        # survives, and ajv then coerces it: `currency: null` becomes "").
+        item = _item_spec(spec)
+        return [v for v in value if _remove_empty(v, item) is not UNDEFINED]
+    if isinstance(value, dict):
+        if not spec.get("properties"):
+            return value
+        return remove_empty_values(value, spec["properties"])
+    if value is None and "null" not in types:
+        return UNDEFINED
+    if value == "" and isinstance(value, str) and "string" not in types:
+        return UNDEFINED
+    return value
+
+
+def _js_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _humanize_list(items: list[str], conjunction: str) -> str:
+    if len(items) == 1:
+        return items[0]
+    if len(items) == 2:
+        return f"{items[0]} {conjunction} {items[1]}"
+    return f"{', '.join(items[:-1])}, {conjunction} {items[-1]}"
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _coerce(value: Any, types: list[str]) -> tuple[bool, Any]:
+    """ajv `coerceTypes: "array"`: returns (ok, value)."""
+    if _has_type(value, types):
+        return True, value
+    if not any(t in ("string", "number", "integer", "boolean", "null", "array") for t in types):
+        return False, value  # nothing ajv can coerce to (a plain object field): no unwrapping either
+    if isinstance(value, list) and len(value) == 1 and "array" not in types:
+        # A one-item array is unwrapped. ajv checks the unwrapped item with an AND over the types, so for a
+        # multi-type field (nullable, datetime) an item of a right type still fails; coercion goes on from the item.
+        value = value[0]
+        if len(types) == 1 and _has_type(value, types):
+            return True, value
+    for t in types:
+        if t == "string":
+            if isinstance(value, bool):
+                return True, "true" if value else "false"
+            if isinstance(value, (int, float)):
+                return True, _js_number_string(value)
+            if value is None:
+                return True, ""
+        elif t in ("number", "integer"):
+            number: Any = None
+            if isinstance(value, bool):
+                number = int(value)
+            elif value is None:
+                number = 0
+            elif isinstance(value, str) and value and _is_number_string(value):
+                f = float(value)
+                number = int(f) if f.is_integer() else f
+            if number is not None and (t == "number" or float(number).is_integer()):
+                return True, number
+        elif t == "boolean":
+            if value in ("false", 0, None) and not isinstance(value, bool):
+                return True, False
+            if value in ("true", 1) and not isinstance(value, bool):
+                return True, True
+        elif t == "null":
+            if value == "" or value is False or (isinstance(value, (int, float)) and value == 0):
+                return True, None
+        elif t == "array":
+            return True, [value]
+    return False, value
+
+
+def _js_number_string(value: float) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _has_type(value: Any, types: list[str]) -> bool:
+    for t in types:
+        if t == "string" and isinstance(value, str):
+            return True
+        if t == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if t == "integer" and isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+            return True
+        if t == "boolean" and isinstance(value, bool):
+            return True
+        if t == "null" and value is None:
+            return True
+        if t == "object" and isinstance(value, dict):
+            return True
+        if t == "array" and isinstance(value, list):
+            return True
+    return False
+
+
+def _condition_applies(condition: dict, payload: dict) -> bool:
+    """A conditionally required field's `required: {match, conditions}` (only `name is <value>` is used here)."""
+    results = []
+    for c in condition["conditions"]:
+        present = c["fieldKey"] in payload
+        equal = present and payload[c["fieldKey"]] == c.get("value")
+        results.append(equal if c["operator"] == "is" else (present and not equal))
+    return any(results) if condition.get("match", "all") == "any" else all(results)
+
+
+def check_payload(payload: dict, fields: dict[str, dict], single: bool) -> dict:
+    """Apply actions-core's cleaning and schema check to a mapped payload; raise `DestinationRefusal` like Segment.
+
+    `single` = the event goes through `perform` (root "" values are dropped there, not in `performBatch`).
+    """
+    payload = remove_empty_values(payload, fields, is_root=single)
+    errors: list[str] = []
+    payload = _check_object(payload, fields, "", None, errors, root=True)
+    if errors:
+        raise DestinationRefusal(" ".join(errors), 400, PAYLOAD_VALIDATION_FAILED)
+    return payload
+
+
+def _preamble(path: str, title: str | None) -> str:
+    if title:
+        return title
+    return "The root value" if path == "" else f"The value at {path}"
+
+
+def _check_object(obj: dict, fields: dict[str, dict], path: str, title: str | None, errors: list[str],
+                  root: bool = False, additional: bool = False) -> dict:
+    where = _preamble(path, title)
+    if root:
+        # Conditional requirements are an allOf of if/then: ajv runs them before `required` (untyped keywords first).
+        for key, spec in fields.items():
+            condition = spec.get("required")
+            if isinstance(condition, dict) and _condition_applies(condition, obj) and key not in obj:
+                errors.append(f"{where} is missing the required field '{key}'.")
+                errors.append(f'{where} must match "then" schema.')
+    for key, spec in fields.items():
+        if spec.get("required") is True and key not in obj:
+            errors.append(f"{where} is missing the required field '{key}'.")
+    if not additional:
+        obj = {k: v for k, v in obj.items() if k in fields}  # removeAdditional: true
+    out = dict(obj)
+    for key, spec in fields.items():
+        if key in obj:
+            out[key] = _check_value(obj[key], spec, f"{path}/{key}", errors)
+    return out
+
+
+def _check_value(value: Any, spec: dict, path: str, errors: list[str]) -> Any:
+    title = spec.get("label")
+    types = _schema_types(spec)
+    if spec.get("multiple") and not isinstance(value, list):
+        value = [value]  # arrifyFields / array coercion
+    ok, value = _coerce(value, types)
+    if not ok:
+        errors.append(f"{_preamble(path, title)} must be {_article(_humanize_list(types, 'or'))} "
+                      f"{_humanize_list(types, 'or')} but it was {_js_type(value)}.")
+    choices = spec.get("choices")  # `enum` has no type: ajv checks it even after a type error
+    if choices is not None and not spec.get("multiple") and not (value is None and spec.get("allowNull")):
+        if value not in choices or isinstance(value, bool):
+            allowed = list(dict.fromkeys(c["value"] if isinstance(c, dict) else c for c in choices))
+            if spec.get("allowNull"):
+                allowed.append(None)
+            listed = _humanize_list([json.dumps(a) for a in allowed], "or")
+            errors.append(f"{_preamble(path, title)} must be one of: {listed}.")
+    if ok and isinstance(value, list) and spec.get("multiple"):
+        item = _item_spec(spec)
+        return [_check_value(v, item, f"{path}/{i}", errors) for i, v in enumerate(value)]
+    fmt = spec.get("format") or ("date-like" if spec["type"] == "datetime" else None)
+    # ajv formats only look at strings, and do even after a type error (e.g. a one-item array unwrapped to a string).
+    if fmt in _FORMATS and isinstance(value, str):
+        check, label = _FORMATS[fmt]
+        if not check(value):
+            errors.append(f"{_preamble(path, title)} must be a valid {label} string but it was not.")
+    if not ok:
+        return value
+    if isinstance(value, dict) and spec.get("properties"):
+        # A multiple field's items have no title (_item_spec drops it): "The value at /products/0 is missing ...".
+        return _check_object(value, spec["properties"], path, title, errors,
+                             additional=bool(spec.get("additionalProperties")))
+    return value

@@ -1,0 +1,715 @@
+"""Braze Cloud Mode (Actions): the pure mapping from Segment events to Braze `/users/track` requests.
+
+Mirrors `@segment/action-destinations` 3.497.0 `destinations/braze` (what `fixtures/segment-braze-destinations.json`
+was generated from) with the actions-core 3.170 pipeline around it: preset mapping -> payload check -> action.
+
+Two preset sets (SPEC.md "Segment destinations"):
+- `classic` (default): Identify Calls -> updateUserProfile, Order Completed Calls -> trackPurchase, Track Calls (every
+  other track) -> trackEvent. The long-standing presets, what most existing destinations run.
+- `current`: what 3.497.0 creates: Order Completed / Checkout Started / Order Refunded / Order Cancelled -> ecommerce,
+  Product Viewed -> ecommerceSingleProduct, Identify Calls, and Track Calls for the rest.
+
+A batch of one event goes through the action's `perform`, a larger one through `performBatch` (they differ in small,
+visible ways: error codes, `X-Braze-Batch` on ecommerce batches, whether per-item errors in a 2xx answer count).
+
+Settings: `api_key`, `endpoint`, `app_id` (optional), `preset_set` ("classic" | "current", default classic) and
+`update_existing_only` (the V2 actions' "update" sync mode: every object carries `_update_existing_only: true`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .base import (
+    BAD_REQUEST, MISSING_REQUIRED_FIELDS, PAYLOAD_TOO_LARGE, PAYLOAD_VALIDATION_FAILED, RETRYABLE_ERROR, USER_AGENT,
+    DestinationRefusal, EventOutcome, Plan, PlannedRequest, check_payload, http_error_code, reason_phrase, to_date,
+    to_iso,
+)
+from .mapping import UNDEFINED, Subscription, default_mapping, remove_undefined, transform, truthy
+
+MAX_BATCH_SIZE = 75  # braze/constants.ts
+TRACK_PATH = "/users/track"
+IDENTITY_REQUIRED = 'One of "external_id" or "user_alias" or "braze_id" or "email" is required.'
+ECOMMERCE_IDENTITY_REQUIRED = 'One of "external_id" or "user_alias" or "braze_id" or "email" or "phone" is required.'
+PRESET_SETS = ("classic", "current")
+
+# -- field definitions (labels matter: ajv-human-errors names a field by its label) --------------------------------
+
+_ALIAS = {"label": "User Alias Object", "type": "object",
+          "properties": {"alias_name": {"label": "Alias Name", "type": "string"},
+                         "alias_label": {"label": "Alias Label", "type": "string"}}}
+_EXTERNAL_ID = {"label": "External User ID", "type": "string", "default": {"@path": "$.userId"}}
+_BRAZE_ID = {"label": "Braze User Identifier", "type": "string", "allowNull": True,
+             "default": {"@path": "$.properties.braze_id"}}
+_UPDATE_ONLY = {"label": "Update Existing Only", "type": "boolean", "default": False}
+_BATCHING = {"label": "Batch Data to Braze", "type": "boolean", "default": True}
+_BATCH_SIZE = {"label": "Batch Size", "type": "number", "default": 75}
+
+
+def _if_exists(first: str, second: str) -> dict:
+    return {"@if": {"exists": {"@path": first}, "then": {"@path": first}, "else": {"@path": second}}}
+
+
+TRACK_EVENT_FIELDS: dict[str, dict] = {
+    "external_id": _EXTERNAL_ID,
+    "user_alias": _ALIAS,
+    "email": {"label": "Email", "type": "string",
+              "default": _if_exists("$.context.traits.email", "$.properties.email")},
+    "braze_id": _BRAZE_ID,
+    "name": {"label": "Event Name", "type": "string", "required": True, "default": {"@path": "$.event"}},
+    # receivedAt, not timestamp: Braze gets the time Segment received the event (trackEvent/index.ts).
+    "time": {"label": "Time", "type": "datetime", "required": True, "default": {"@path": "$.receivedAt"}},
+    "properties": {"label": "Event Properties", "type": "object", "default": {"@path": "$.properties"}},
+    "_update_existing_only": _UPDATE_ONLY,
+    "enable_batching": _BATCHING,
+    "batch_size": _BATCH_SIZE,
+}
+
+TRACK_PURCHASE_FIELDS: dict[str, dict] = {
+    "external_id": _EXTERNAL_ID,
+    "user_alias": _ALIAS,
+    "email": {"label": "Email", "type": "string", "default": {"@path": "$.traits.email"}},
+    "braze_id": _BRAZE_ID,
+    "time": {"label": "Time", "type": "datetime", "required": True, "default": {"@path": "$.receivedAt"}},
+    "products": {"label": "Products", "type": "object", "multiple": True, "required": True,
+                 "additionalProperties": True,
+                 "properties": {"product_id": {"label": "Product ID", "type": "string", "required": True},
+                                "currency": {"label": "Currency", "type": "string"},
+                                "price": {"label": "Price", "type": "number", "required": True},
+                                "quantity": {"label": "Quantity", "type": "integer"}},
+                 "default": {"@path": "$.properties.products"}},
+    "properties": {"label": "Event Properties", "type": "object", "default": {"@path": "$.properties"}},
+    "_update_existing_only": _UPDATE_ONLY,
+    "enable_batching": _BATCHING,
+    "batch_size": _BATCH_SIZE,
+}
+
+_STR = {"type": "string"}
+UPDATE_USER_PROFILE_FIELDS: dict[str, dict] = {
+    "external_id": _EXTERNAL_ID,
+    "user_alias": _ALIAS,
+    "braze_id": _BRAZE_ID,
+    "country": {"label": "Country", "type": "string", "allowNull": True,
+                "default": {"@path": "$.context.location.country"}},
+    "current_location": {"label": "Current Location", "type": "object", "allowNull": True,
+                         "properties": {"latitude": {"label": "Latitude", "type": "number"},
+                                        "longitude": {"label": "Longitude", "type": "number"}},
+                         "default": {"latitude": {"@path": "$.context.location.latitude"},
+                                     "longitude": {"@path": "$.context.location.longitude"}}},
+    "date_of_first_session": {"label": "Date of First Session", "type": "datetime", "allowNull": True},
+    "date_of_last_session": {"label": "Date of Last Session", "type": "datetime", "allowNull": True},
+    "dob": {"label": "Date of Birth", "type": "datetime", "allowNull": True},
+    "email": {"label": "Email", "type": "string", "allowNull": True, "default": {"@path": "$.traits.email"}},
+    "email_subscribe": {"label": "Email Subscribe", **_STR},
+    "email_open_tracking_disabled": {"label": "Email Open Tracking Disabled", "type": "boolean"},
+    "email_click_tracking_disabled": {"label": "Email Click Tracking Disabled", "type": "boolean"},
+    "facebook": {"label": "Facebook Attribution Data", "type": "object",
+                 "properties": {"id": {"label": "Facebook ID", **_STR},
+                                "likes": {"label": "Facebook Likes", "type": "string", "multiple": True},
+                                "num_friends": {"label": "Facebook Number of Friends", "type": "integer"}}},
+    "first_name": {"label": "First Name", "type": "string", "allowNull": True,
+                   "default": {"@path": "$.traits.firstName"}},
+    "gender": {"label": "Gender", "type": "string", "allowNull": True, "default": {"@path": "$.traits.gender"}},
+    "home_city": {"label": "Home City", "type": "string", "allowNull": True,
+                  "default": {"@path": "$.traits.address.city"}},
+    "image_url": {"label": "Image URL", "type": "string", "format": "uri", "allowNull": True,
+                  "default": {"@path": "$.traits.avatar"}},
+    "language": {"label": "Language", "type": "string", "allowNull": True},
+    # Not allowNull, unlike first_name: a null lastName trait is dropped rather than sent as null.
+    "last_name": {"label": "Last Name", "type": "string", "default": {"@path": "$.traits.lastName"}},
+    "marked_email_as_spam_at": {"label": "Marked Email as Spam At", "type": "datetime", "allowNull": True},
+    "phone": {"label": "Phone Number", "type": "string", "allowNull": True, "default": {"@path": "$.traits.phone"}},
+    "push_subscribe": {"label": "Push Subscribe", **_STR},
+    "push_tokens": {"label": "Push Tokens", "type": "object", "multiple": True,
+                    "properties": {"app_id": {"label": "App ID", "type": "string", "required": True},
+                                   "token": {"label": "Token", "type": "string", "required": True},
+                                   "device_id": {"label": "Device ID", **_STR}}},
+    "time_zone": {"label": "Time zone", **_STR},
+    "twitter": {"label": "Twitter Attribution Data", "type": "object",
+                "properties": {"id": {"label": "Twitter ID", **_STR},
+                               "screen_name": {"label": "Twitter Handle", **_STR},
+                               "followers_count": {"label": "Number of Followers", "type": "integer"},
+                               "friends_count": {"label": "Number of Friends", "type": "integer"},
+                               "statuses_count": {"label": "Number of Statuses", "type": "integer"}}},
+    "subscription_groups": {"label": "Subscription Groups", "type": "object", "multiple": True,
+                            "properties": {
+                                "subscription_group_id": {"label": "Subscription Group ID", "type": "string",
+                                                          "required": True},
+                                "subscription_state": {"label": "Subscription State", "type": "string",
+                                                       "required": True,
+                                                       "choices": ["subscribed", "unsubscribed"]}}},
+    "custom_attributes": {"label": "Custom Attributes", "type": "object", "default": {"@path": "$.traits"}},
+    "_update_existing_only": _UPDATE_ONLY,
+    "enable_batching": _BATCHING,
+    "batch_size": _BATCH_SIZE,
+}
+
+# utils.ts omits the *Track Purchase* action's field names from the traits (it imports ./trackPurchase), plus three.
+RESERVED_TRAIT_KEYS = [*TRACK_PURCHASE_FIELDS, "firstName", "lastName", "avatar"]
+PRODUCT_RESERVED_KEYS = list(TRACK_PURCHASE_FIELDS["products"]["properties"])
+
+# -- ecommerce (beta) fields: ecommerce/fields.ts ------------------------------------------------------------------
+
+ORDER_PLACED = "ecommerce.order_placed"
+CHECKOUT_STARTED = "ecommerce.checkout_started"
+ORDER_REFUNDED = "ecommerce.order_refunded"
+ORDER_CANCELLED = "ecommerce.order_cancelled"
+PRODUCT_VIEWED = "ecommerce.product_viewed"
+_ORDER_NAMES = [ORDER_PLACED, ORDER_CANCELLED, ORDER_REFUNDED]
+
+# ecommerce/functions.ts `currencies()`, deduplicated in its order.
+CURRENCIES = tuple(dict.fromkeys("""
+AFN EUR ALL DZD USD EUR AOA XCD XCD XAD ARS AMD AWG AUD EUR AZN BSD BHD BDT BBD BYN EUR BZD XOF BMD INR BTN BOB BOV USD
+BAM BWP NOK BRL USD BND BGN XOF BIF CVE KHR XAF CAD KYD XAF XAF CLP CLF CNY AUD AUD COP COU KMF CDF XAF NZD CRC XOF EUR
+CUP XCG EUR CZK DKK DJF XCD DOP USD EGP SVC USD XAF ERN EUR SZL ETB EUR FKP DKK FJD EUR EUR EUR XPF EUR XAF GMD GEL EUR
+GHS GIP EUR DKK XCD EUR USD GTQ GBP GNF XOF GYD HTG USD AUD EUR HNL HKD HUF ISK INR IDR XDR IRR IQD EUR GBP ILS EUR JMD
+JPY GBP JOD KZT KES AUD KPW KRW KWD KGS LAK EUR LBP LSL ZAR LRD LYD CHF EUR EUR MOP MGA MWK MYR MVR XOF EUR USD EUR MRU
+MUR EUR XUA MXN MXV USD MDL EUR MNT EUR XCD MAD MZN MMK NAD ZAR AUD NPR EUR XPF NZD NIO XOF NGN NZD AUD MKD USD NOK OMR
+PKR USD PAB USD PGK PYG PEN PHP NZD PLN EUR USD QAR EUR RON RUB RWF EUR SHP XCD XCD EUR EUR XCD WST EUR STN SAR XOF RSD
+SCR SLE SGD XCG XSU EUR EUR SBD SOS ZAR SSP EUR LKR SDG SRD NOK SEK CHF CHE CHW SYP TWD TJS TZS THB USD XOF NZD TOP TTD
+TND TRY TMT USD AUD UGX UAH AED GBP USD USD USN UYU UYI UYW UZS VUV VES VED VND USD USD XPF MAD YER ZMW ZWG""".split()))
+
+
+def _when_name(*names: str) -> dict:
+    return {"match": "any", "conditions": [{"fieldKey": "name", "operator": "is", "value": n} for n in names]}
+
+
+_ECOMMERCE_COMMON: dict[str, dict] = {
+    "name": {"label": "Ecommerce Event Name", "type": "string", "required": True,
+             "choices": [PRODUCT_VIEWED, CHECKOUT_STARTED, ORDER_PLACED, ORDER_CANCELLED, ORDER_REFUNDED]},
+    "external_id": _EXTERNAL_ID,
+    "user_alias": {"label": "User Alias Object", "type": "object",
+                   "properties": {"alias_name": {"label": "Alias Name", "type": "string", "required": True},
+                                  "alias_label": {"label": "Alias Label", "type": "string", "required": True}}},
+    "email": {"label": "Email", "type": "string", "format": "email",
+              "default": _if_exists("$.context.traits.email", "$.properties.email")},
+    "phone": {"label": "Phone Number", "type": "string", "allowNull": True,
+              "default": _if_exists("$.context.traits.phone", "$.properties.phone")},
+    "braze_id": {"label": "Braze User Identifier", "type": "string", "allowNull": True,
+                 "default": _if_exists("$.context.traits.braze_id", "$.properties.braze_id")},
+    "cancel_reason": {"label": "Cancel Reason", "type": "string", "default": {"@path": "$.properties.reason"},
+                      "required": _when_name(ORDER_CANCELLED)},
+    # timestamp here, unlike trackEvent's receivedAt (ecommerce/fields.ts).
+    "time": {"label": "Time", "type": "string", "format": "date-time", "required": True,
+             "default": {"@path": "$.timestamp"}},
+    "checkout_id": {"label": "Checkout ID", "type": "string", "default": {"@path": "$.properties.checkout_id"},
+                    "required": _when_name(CHECKOUT_STARTED)},
+    "order_id": {"label": "Order ID", "type": "string", "default": {"@path": "$.properties.order_id"},
+                 "required": _when_name(*_ORDER_NAMES)},
+    "cart_id": {"label": "Cart ID", "type": "string", "default": {"@path": "$.properties.cart_id"}},
+    "total_value": {"label": "Total Value", "type": "number", "default": {"@path": "$.properties.total"},
+                    "required": _when_name(CHECKOUT_STARTED, *_ORDER_NAMES)},
+    "total_discounts": {"label": "Total Discounts", "type": "number", "default": {"@path": "$.properties.discount"}},
+    "discounts": {"label": "Discounts", "type": "object", "multiple": True,
+                  "properties": {"code": {"label": "Discount Code", "type": "string", "required": True},
+                                 "amount": {"label": "Discount Amount", "type": "number", "required": True}},
+                  "default": {"@arrayPath": ["$.properties.discount_items",
+                                             {"code": {"@path": "$.code"}, "amount": {"@path": "$.amount"}}]}},
+    "currency": {"label": "Currency", "type": "string", "required": True, "default": {"@path": "$.properties.currency"},
+                 "choices": CURRENCIES},
+    "source": {"label": "Source", "type": "string", "required": True, "default": {"@path": "$.properties.source"}},
+    "metadata": {"label": "Metadata", "type": "object", "additionalProperties": True},
+    "enable_batching": {"label": "Batch Data to Braze", "type": "boolean", "required": True, "default": True},
+    "batch_size": {"label": "Maximum Batch Size", "type": "number", "required": True, "default": 75},
+}
+_PRODUCT_PROPS = {
+    "product_id": {"label": "Product ID", "type": "string", "required": True},
+    "product_name": {"label": "Product Name", "type": "string", "required": True},
+    "variant_id": {"label": "Variant ID", "type": "string", "required": True},
+    "image_url": {"label": "Image URL", "type": "string", "format": "uri"},
+    "product_url": {"label": "Product URL", "type": "string", "format": "uri"},
+}
+ECOMMERCE_FIELDS: dict[str, dict] = {
+    **_ECOMMERCE_COMMON,
+    "products": {"label": "Products", "type": "object", "multiple": True, "required": True,
+                 "additionalProperties": True,
+                 "properties": {**_PRODUCT_PROPS,
+                                "quantity": {"label": "Quantity", "type": "number", "required": True},
+                                "price": {"label": "Price", "type": "number", "required": True}},
+                 "default": {"@arrayPath": ["$.properties.products", {
+                     "product_id": {"@path": "$.product_id"}, "product_name": {"@path": "$.name"},
+                     "variant_id": {"@path": "$.variant"}, "image_url": {"@path": "$.image_url"},
+                     "product_url": {"@path": "$.url"}, "quantity": {"@path": "$.quantity"},
+                     "price": {"@path": "$.price"}}]}},
+}
+ECOMMERCE_SINGLE_FIELDS: dict[str, dict] = {
+    **_ECOMMERCE_COMMON,
+    "product": {"label": "Product", "type": "object", "required": True,
+                "properties": {**_PRODUCT_PROPS, "price": {"label": "Price", "type": "number", "required": True}},
+                "default": {"product_id": {"@path": "$.properties.product_id"},
+                            "product_name": {"@path": "$.properties.name"},
+                            "variant_id": {"@path": "$.properties.variant"},
+                            "image_url": {"@path": "$.properties.image_url"},
+                            "product_url": {"@path": "$.properties.url"},
+                            "price": {"@path": "$.properties.price"}}},
+}
+
+# -- presets ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    subscription: Subscription
+    action: str
+    mapping: dict
+
+    def matches(self, event: dict) -> bool:
+        return self.subscription.matches(event)
+
+
+def _preset(name: str, subscribe: str, action: str, mapping: dict) -> Preset:
+    return Preset(name, Subscription(subscribe), action, mapping)
+
+
+def _ecommerce_mapping(name: str, metadata: dict | None) -> dict:
+    mapping = {**default_mapping(ECOMMERCE_FIELDS), "name": name}
+    if metadata is not None:
+        mapping["metadata"] = metadata
+    return mapping
+
+
+PRESETS: dict[str, list[Preset]] = {
+    # The presets before action-destinations commit eabcf94074 (2026-01-15); still what most destinations run.
+    "classic": [
+        _preset("Track Calls", 'type = "track" and event != "Order Completed"', "trackEvent",
+                default_mapping(TRACK_EVENT_FIELDS)),
+        _preset("Order Completed Calls", 'event = "Order Completed"', "trackPurchase",
+                default_mapping(TRACK_PURCHASE_FIELDS)),
+        _preset("Identify Calls", 'type = "identify"', "updateUserProfile", default_mapping(UPDATE_USER_PROFILE_FIELDS)),
+    ],
+    # braze/index.ts in 3.497.0 (Product Added / Removed are not excluded from Track Calls in this version).
+    "current": [
+        _preset("Track Calls", 'type = "track" and event != "Order Completed" and event != "Checkout Started" and '
+                'event != "Order Refunded" and event != "Order Cancelled" and event != "Product Viewed"',
+                "trackEvent", default_mapping(TRACK_EVENT_FIELDS)),
+        _preset("Order Placed (beta)", 'event = "Order Completed"', "ecommerce",
+                _ecommerce_mapping(ORDER_PLACED, {"order_status_url": {"@path": "$.properties.order_status_url"}})),
+        _preset("Checkout Started (beta)", 'event = "Checkout Started"', "ecommerce",
+                _ecommerce_mapping(CHECKOUT_STARTED, {"checkout_url": {"@path": "$.properties.checkout_url"}})),
+        _preset("Order Refunded (beta)", 'event = "Order Refunded"', "ecommerce",
+                _ecommerce_mapping(ORDER_REFUNDED, {"order_status_url": {"@path": "$.properties.order_status_url"}})),
+        _preset("Order Cancelled (beta)", 'event = "Order Cancelled"', "ecommerce",
+                _ecommerce_mapping(ORDER_CANCELLED, {"order_status_url": {"@path": "$.properties.order_status_url"}})),
+        _preset("Product Viewed (beta)", 'event = "Product Viewed"', "ecommerceSingleProduct",
+                {**default_mapping(ECOMMERCE_SINGLE_FIELDS), "name": PRODUCT_VIEWED}),
+        _preset("Identify Calls", 'type = "identify"', "updateUserProfile", default_mapping(UPDATE_USER_PROFILE_FIELDS)),
+    ],
+}
+
+
+def preset_by_name(name: str, preset_set: str = "classic") -> Preset:
+    for preset in PRESETS[_preset_set(preset_set)]:
+        if preset.name == name:
+            return preset
+    raise KeyError(name)
+
+
+def _preset_set(name: str | None) -> str:
+    name = name or "classic"
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset set {name!r}; expected one of {', '.join(PRESET_SETS)}")
+    return name
+
+
+def match_presets(event: dict, preset_set: str = "classic") -> list[Preset]:
+    """The presets of `preset_set` whose subscription the event matches (each runs its action on it)."""
+    return [p for p in PRESETS[_preset_set(preset_set)] if p.matches(event)]
+
+
+# -- the actions: one Braze object (or several, for purchases) per checked payload ----------------------------------
+
+ACTION_FIELDS = {
+    "trackEvent": TRACK_EVENT_FIELDS,
+    "trackPurchase": TRACK_PURCHASE_FIELDS,
+    "updateUserProfile": UPDATE_USER_PROFILE_FIELDS,
+    "ecommerce": ECOMMERCE_FIELDS,
+    "ecommerceSingleProduct": ECOMMERCE_SINGLE_FIELDS,
+}
+ACTION_ARRAY = {"trackEvent": "events", "trackPurchase": "purchases", "updateUserProfile": "attributes",
+                "ecommerce": "events", "ecommerceSingleProduct": "events"}
+
+
+def _get(payload: dict, key: str) -> Any:
+    return payload.get(key, UNDEFINED)
+
+
+def _user_alias(alias: Any) -> Any:
+    """userAlias.ts: sent only when both name and label are non-empty."""
+    if isinstance(alias, dict) and truthy(alias.get("alias_label")) and truthy(alias.get("alias_name")):
+        return {"alias_label": alias["alias_label"], "alias_name": alias["alias_name"]}
+    return UNDEFINED
+
+
+def _require_identity(payload: dict, single: bool) -> Any:
+    alias = _user_alias(payload.get("user_alias"))
+    if not any(truthy(payload.get(k)) for k in ("braze_id", "external_id", "email")) and alias is UNDEFINED:
+        if single:
+            raise DestinationRefusal(IDENTITY_REQUIRED, 400, MISSING_REQUIRED_FIELDS)
+        raise DestinationRefusal(IDENTITY_REQUIRED, 400, PAYLOAD_VALIDATION_FAILED)
+    return alias
+
+
+def _update_only(payload: dict, update_only: bool) -> Any:
+    # The V2 actions' syncMode "update" replaces the V1 `_update_existing_only` field (utils.ts).
+    return True if update_only else _get(payload, "_update_existing_only")
+
+
+def _omit(obj: Any, keys: list[str]) -> dict:
+    return {k: v for k, v in (obj or {}).items() if k not in keys} if isinstance(obj, dict) else {}
+
+
+def to_braze_gender(gender: Any) -> Any:
+    """utils.ts `toBrazeGender`: known spellings to M/F/O/N/P, anything else passed through unchanged."""
+    if not truthy(gender) or not isinstance(gender, str):
+        return gender
+    genders = {"M": ["man", "male", "m"], "F": ["woman", "female", "w", "f"], "O": ["other", "o"],
+               "N": ["not applicable", "n"], "P": ["prefer not to say", "p"]}
+    for code, names in genders.items():
+        if gender.lower() in names:
+            return code
+    return gender
+
+
+def track_event_object(payload: dict, settings: dict, single: bool = True, update_only: bool = False) -> dict:
+    alias = _require_identity(payload, single)
+    return {
+        "braze_id": _get(payload, "braze_id"),
+        "external_id": _get(payload, "external_id"),
+        "email": _get(payload, "email"),
+        "user_alias": alias,
+        "app_id": settings.get("app_id", UNDEFINED),
+        "name": _get(payload, "name"),
+        "time": to_iso(_get(payload, "time")),
+        "properties": _get(payload, "properties"),
+        "_update_existing_only": _update_only(payload, update_only),
+    }
+
+
+def track_purchase_objects(payload: dict, settings: dict, single: bool = True, update_only: bool = False) -> list[dict]:
+    """One purchase object per product; product extras and event properties (minus products) as properties."""
+    alias = _require_identity(payload, single)
+    products = payload.get("products") or []
+    if not products and not single:
+        raise DestinationRefusal("This event was not sent to Braze because it did not contain any products.",
+                                 400, PAYLOAD_VALIDATION_FAILED)
+    identity = {"email": _get(payload, "email"), "user_alias": alias}
+    if not single:
+        identity = {"user_alias": alias, "email": _get(payload, "email")}  # sendBatchedTrackPurchase's order
+    base = {
+        "braze_id": _get(payload, "braze_id"),
+        "external_id": _get(payload, "external_id"),
+        **identity,
+        "app_id": settings.get("app_id", UNDEFINED),
+        "time": to_iso(_get(payload, "time")),
+        "_update_existing_only": _update_only(payload, update_only),
+    }
+    event_properties = _omit(payload.get("properties"), ["products"])
+    return [{
+        **base,
+        "product_id": _get(product, "product_id"),
+        "currency": product.get("currency") if product.get("currency") is not None else "USD",
+        "price": _get(product, "price"),
+        "quantity": _get(product, "quantity"),
+        "properties": {**_omit(product, PRODUCT_RESERVED_KEYS), **event_properties},
+    } for product in products]
+
+
+def _remove_empty_object(obj: Any) -> Any:
+    if not truthy(obj):
+        return obj
+    cleaned = remove_undefined(obj)
+    return cleaned if isinstance(cleaned, dict) and cleaned else UNDEFINED
+
+
+def user_profile_object(payload: dict, settings: dict, single: bool = True, update_only: bool = False) -> dict:
+    """Traits spread as custom attributes (minus the reserved keys), then the profile fields, which win."""
+    alias = _require_identity(payload, single)
+    attributes = _omit(payload.get("custom_attributes"), RESERVED_TRAIT_KEYS)
+    g = lambda key: _get(payload, key)  # noqa: E731
+    groups = payload.get("subscription_groups")
+    profile = {
+        "braze_id": g("braze_id"),
+        "external_id": g("external_id"),
+        "user_alias": alias,
+        "country": g("country"),
+        "current_location": _remove_empty_object(g("current_location")),
+        "date_of_first_session": to_iso(g("date_of_first_session")),
+        "date_of_last_session": to_iso(g("date_of_last_session")),
+        "dob": to_date(g("dob")),
+        "email": g("email"),
+        "email_subscribe": g("email_subscribe"),
+        "email_open_tracking_disabled": g("email_open_tracking_disabled"),
+        "email_click_tracking_disabled": g("email_click_tracking_disabled"),
+        "facebook": g("facebook"),
+        "first_name": g("first_name"),
+        "gender": to_braze_gender(g("gender")),
+        "home_city": g("home_city"),
+        "image_url": g("image_url"),
+        "language": g("language"),
+        "last_name": g("last_name"),
+        "marked_email_as_spam_at": to_iso(g("marked_email_as_spam_at")),
+        "phone": g("phone"),
+        "push_subscribe": g("push_subscribe"),
+        "push_tokens": g("push_tokens"),
+        "time_zone": g("time_zone"),
+        "twitter": g("twitter"),
+        **({"subscription_groups": groups} if isinstance(groups, list) and groups else {}),
+        "_update_existing_only": _update_only(payload, update_only),
+    }
+    attributes.update(profile)  # like a JS spread: an existing key keeps its place, takes the new value
+    return attributes
+
+
+def _ecommerce_identity(payload: dict, single: bool) -> None:
+    if not any(truthy(payload.get(k)) for k in ("braze_id", "user_alias", "external_id", "email", "phone")):
+        if single:
+            raise DestinationRefusal(ECOMMERCE_IDENTITY_REQUIRED, 400, PAYLOAD_VALIDATION_FAILED)
+        # A batch item error without errortype: actions-core derives it from the status.
+        raise DestinationRefusal(ECOMMERCE_IDENTITY_REQUIRED, 400, BAD_REQUEST)
+
+
+def ecommerce_event_object(payload: dict, settings: dict, single: bool = True, update_only: bool = False) -> dict:
+    """ecommerce/functions.ts `getJSONItem` for both ecommerce actions."""
+    _ecommerce_identity(payload, single)
+    alias = payload.get("user_alias")
+    update = True if (isinstance(alias, dict) and alias.get("alias_label") and alias.get("alias_name")) or update_only \
+        else UNDEFINED
+    event: dict = {}
+    for key in ("external_id", "braze_id", "email", "phone", "user_alias"):
+        if truthy(payload.get(key)):
+            event[key] = payload[key]
+    if truthy(settings.get("app_id")):
+        event["app_id"] = settings["app_id"]
+    name = payload["name"]
+    event["name"] = name
+    event["time"] = to_iso(payload.get("time"))
+    properties: dict = {"currency": _get(payload, "currency"), "source": _get(payload, "source")}
+    if truthy(payload.get("metadata")):
+        properties["metadata"] = payload["metadata"]
+    event["properties"] = properties
+    if update is True:
+        event["_update_existing_only"] = True
+    if name == PRODUCT_VIEWED:
+        properties.update(payload.get("product") or {})
+        return event
+    properties["products"] = [_ecommerce_product(p) for p in payload.get("products") or []]
+    properties["total_value"] = _get(payload, "total_value")
+    if name == CHECKOUT_STARTED:
+        properties["checkout_id"] = _get(payload, "checkout_id")
+        if truthy(payload.get("cart_id")):
+            properties["cart_id"] = payload["cart_id"]
+        return event
+    properties["order_id"] = _get(payload, "order_id")
+    if name == ORDER_CANCELLED:
+        properties["cancel_reason"] = _get(payload, "cancel_reason")
+    if isinstance(payload.get("total_discounts"), (int, float)) and not isinstance(payload.get("total_discounts"), bool):
+        properties["total_discounts"] = payload["total_discounts"]
+    if truthy(payload.get("discounts")):
+        properties["discounts"] = payload["discounts"]
+    if name == ORDER_PLACED and truthy(payload.get("cart_id")):
+        properties["cart_id"] = payload["cart_id"]
+    return event
+
+
+def _ecommerce_product(product: dict) -> dict:
+    known = ("quantity", "product_id", "product_name", "variant_id", "price", "image_url", "product_url")
+    out = {key: _get(product, key) for key in known}
+    metadata = {k: v for k, v in product.items() if k not in known}
+    if metadata:
+        out["metadata"] = metadata
+    return out
+
+
+def _objects(action: str, payload: dict, settings: dict, single: bool, update_only: bool) -> list[dict]:
+    if action == "trackEvent":
+        return [track_event_object(payload, settings, single, update_only)]
+    if action == "trackPurchase":
+        return track_purchase_objects(payload, settings, single, update_only)
+    if action == "updateUserProfile":
+        return [user_profile_object(payload, settings, single, update_only)]
+    return [ecommerce_event_object(payload, settings, single, update_only)]
+
+
+def map_event(event: dict, preset: Preset, settings: dict, single: bool = True) -> list[dict]:
+    """The Braze object(s) one event becomes through one preset, or `DestinationRefusal`."""
+    payload = check_payload(transform(preset.mapping, event), ACTION_FIELDS[preset.action], single)
+    objects = _objects(preset.action, payload, settings, single, bool(settings.get("update_existing_only")))
+    return [js_key_order(remove_undefined(obj)) for obj in objects]
+
+
+def update_user_profile(event: dict, settings: dict) -> dict:
+    """The `attributes[]` object of an identify (Identify Calls preset), or `DestinationRefusal`."""
+    return map_event(event, preset_by_name("Identify Calls"), settings)[0]
+
+
+def track_event(event: dict, settings: dict) -> dict:
+    """The `events[]` object of a track (Track Calls preset), or `DestinationRefusal`."""
+    return map_event(event, preset_by_name("Track Calls"), settings)[0]
+
+
+def track_purchase(event: dict, settings: dict) -> list[dict]:
+    """The `purchases[]` objects of an Order Completed, one per product (classic preset), or `DestinationRefusal`."""
+    return map_event(event, preset_by_name("Order Completed Calls"), settings)
+
+
+def ecommerce_event(event: dict, settings: dict, preset_name: str = "Order Placed (beta)") -> dict:
+    """The `events[]` object of a `current` ecommerce preset (e.g. "Product Viewed (beta)"), or `DestinationRefusal`."""
+    return map_event(event, preset_by_name(preset_name, "current"), settings)[0]
+
+
+def js_key_order(value: Any) -> Any:
+    """JSON.stringify's key order: integer-like keys first, ascending, then the rest in insertion order."""
+    if isinstance(value, list):
+        return [js_key_order(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+
+    def is_index(key: str) -> bool:
+        return key.isdigit() and (key == "0" or not key.startswith("0")) and int(key) < 2**32 - 1
+
+    indexed = sorted((k for k in value if is_index(k)), key=int)
+    return {k: js_key_order(value[k]) for k in [*indexed, *(k for k in value if not is_index(k))]}
+
+
+# -- planning requests -----------------------------------------------------------------------------------------------
+
+
+def _headers(settings: dict, batch_header: bool) -> dict[str, str]:
+    headers = {"authorization": f"Bearer {settings.get('api_key', '')}", "content-type": "application/json",
+               "user-agent": USER_AGENT}
+    if batch_header:
+        headers["x-braze-batch"] = "true"
+    return headers
+
+
+def _chunks(items: list[int], size: int) -> list[list[int]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def build_requests(events: list[dict], settings: dict, preset_set: str | None = None) -> Plan:
+    """Plan the `/users/track` requests Segment would send for `events` (already-normalized Segment messages).
+
+    Events are routed by preset subscription, grouped per preset in batches of ≤ 75 events (the actions'
+    `batch_size`); each batch becomes at most one request. Returns a `Plan`: `requests` (iterable like a list of
+    `PlannedRequest`), `refusals` {event index: DestinationRefusal} for events refused before sending (a 429
+    `RETRYABLE_ERROR` refusal means "retry in a later batch"), and `filtered` (indexes no preset subscribes to).
+    """
+    preset_set = _preset_set(preset_set or settings.get("preset_set"))
+    plan = Plan(requests=[], refusals={})
+    routed: dict[str, list[int]] = {}
+    presets = {p.name: p for p in PRESETS[preset_set]}
+    for index, event in enumerate(events):
+        matched = match_presets(event, preset_set)
+        if not matched:
+            plan.filtered.append(index)
+        for preset in matched:
+            routed.setdefault(preset.name, []).append(index)
+    for name, indexes in routed.items():
+        preset = presets[name]
+        for batch in _chunks(indexes, MAX_BATCH_SIZE):
+            request = _plan_batch(events, batch, preset, settings, plan.refusals)
+            if request is not None:
+                plan.requests.append(request)
+            carried = set(request.events) if request else set()
+            # perform() with an empty products list returns without a request: delivered, nothing sent.
+            plan.skipped.extend(i for i in batch if i not in carried and i not in plan.refusals)
+    return plan
+
+
+def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: dict,
+                refusals: dict[int, DestinationRefusal]) -> PlannedRequest | None:
+    single = len(batch) == 1
+    objects: list[dict] = []
+    sources: list[int] = []
+    object_count = 0
+    checked = 0
+    for index in batch:
+        try:
+            payload = check_payload(transform(preset.mapping, events[index]), ACTION_FIELDS[preset.action], single)
+            checked += 1
+            if preset.action == "trackPurchase" and not single:
+                # utils.ts sendBatchedTrackPurchase counts products before the identity check.
+                products = payload.get("products") or []
+                if len(products) > MAX_BATCH_SIZE:
+                    raise DestinationRefusal(
+                        f"Max batch size exceeded. This payload contains {len(products)} products, which is more "
+                        f"than Braze's maximum batch size of {MAX_BATCH_SIZE} objects per batch.",
+                        413, PAYLOAD_TOO_LARGE)
+                object_count += len(products)
+                if object_count > MAX_BATCH_SIZE:
+                    raise DestinationRefusal(
+                        "Max batch size exceeded. This event was included in a batch which then exceeded Braze's "
+                        f"maximum batch size of {MAX_BATCH_SIZE} objects per batch. This payload will be retried in "
+                        "another batch.", 429, RETRYABLE_ERROR)
+            made = _objects(preset.action, payload, settings, single, bool(settings.get("update_existing_only")))
+        except DestinationRefusal as refusal:
+            refusals[index] = refusal
+            continue
+        for obj in made:
+            objects.append(js_key_order(remove_undefined(obj)))
+            sources.append(index)
+    # performBatch runs once any payload passes the schema check; only trackPurchase returns early when every one
+    # then fails its own checks. The others send the empty array to Braze (utils.ts, ecommerce/functions.ts).
+    if not objects and (single or not checked or preset.action == "trackPurchase"):
+        return None
+    array = ACTION_ARRAY[preset.action]
+    if preset.action in ("ecommerce", "ecommerceSingleProduct"):
+        batch_header = not single  # functions.ts: every performBatch request carries it, even for one object
+    else:
+        batch_header = len(objects) > 1
+    return PlannedRequest(
+        method="POST", path=TRACK_PATH, headers=_headers(settings, batch_header), body={array: objects},
+        events=list(dict.fromkeys(sources)), sources=sources, action=preset.action,
+        endpoint=settings.get("endpoint", ""), batch=not single, batch_events=list(batch),
+    )
+
+
+# -- reading Braze's answer ------------------------------------------------------------------------------------------
+
+
+def read_response(planned: PlannedRequest, status: int, body: Any) -> list[EventOutcome]:
+    """Per-event outcomes for one sent request, as Segment's Braze destination reads Braze's answer.
+
+    - 2xx, batch: each `errors[].index` (position in the sent array) fails the event that object came from with
+      400 `BAD_REQUEST` and `errors[].type` as message; the others succeed (status 200, as Segment reports them).
+    - 2xx, single event (`perform`): Segment does not look at `errors[]`; the event succeeded with Braze's status.
+    - non-2xx: every event fails with that status and the status's code (`UNAUTHORIZED`...); the message is Braze's
+      `message` for a batch of the classic actions, the HTTP status text otherwise (the package's HTTPError).
+    """
+    body = body if isinstance(body, dict) else {}
+    errors = [e for e in body.get("errors") or [] if isinstance(e, dict)] if isinstance(body.get("errors"), list) else []
+    ecommerce = planned.action in ("ecommerce", "ecommerceSingleProduct")
+    if not 200 <= status < 300:
+        code = http_error_code(status)
+        if ecommerce or not planned.batch:
+            # perform() and the ecommerce actions let the request client's HTTPError escape: Segment records its
+            # message, the status text ("Bad Request"), not Braze's `message`; Braze's answer stays in `body`.
+            return [EventOutcome(i, status, code, reason_phrase(status), body) for i in planned.events]
+        message = body.get("message") if body.get("message") is not None else reason_phrase(status)
+        # utils.ts fills one shared Set for every event (`new Array(n).fill(new Set())`): each failed event's body
+        # lists the error types of the whole request.
+        types = list(dict.fromkeys(str(e.get("type")) for e in errors if isinstance(e.get("index"), int)))
+        return [EventOutcome(i, status, code, message, ", ".join(types) or None) for i in planned.events]
+    if not planned.batch:
+        return [EventOutcome(i, status, None, None, body) for i in planned.events]
+    outcomes = {i: EventOutcome(i, 200, None, None, "success") for i in planned.events}
+    array = next(iter(planned.body))
+    for error in errors:
+        position = error.get("index")
+        if not isinstance(position, int):
+            continue
+        if ecommerce:
+            # functions.ts matches Braze's index against the batch position (refused events included) and reports
+            # the sent event at that index as the body.
+            event = planned.batch_events[position] if 0 <= position < len(planned.batch_events) else None
+            sent = planned.body[array][position] if 0 <= position < len(planned.body[array]) else None
+            detail = json.dumps(sent, separators=(",", ":"), ensure_ascii=False) if sent is not None else None
+            if event in outcomes:
+                outcomes[event] = EventOutcome(event, 400, BAD_REQUEST, error.get("type"), detail)
+            continue
+        event = planned.sources[position] if 0 <= position < len(planned.sources) else None
+        if event in outcomes and outcomes[event].ok:
+            outcomes[event] = EventOutcome(event, 400, BAD_REQUEST, error.get("type"), error.get("type"))
+    return list(outcomes.values())
