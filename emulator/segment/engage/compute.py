@@ -44,6 +44,7 @@ Decisions where the docs are silent (reference §2.3/§3.4 give the function, no
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from itertools import compress
 from operator import itemgetter
@@ -244,7 +245,8 @@ class _Compiler:
 
     def comparison(self, node: Comparison, scope: _Scope) -> str:
         op = node.operator
-        subject = self.scalar(node.subject, scope)
+        cap = _count_cap(node)
+        subject = self.aggregation(node.subject, scope, cap) if cap is not None else self.scalar(node.subject, scope)
         arg = node.argument
         values: list[_Val] = []
         if isinstance(arg, tuple):
@@ -473,7 +475,8 @@ class _Compiler:
             return f"count(DISTINCT NULLIF({j}, 'null'))", "num", j
         raise _unsupported(agg, f"the reducer {fn}()")
 
-    def aggregation(self, agg: Aggregation, scope: _Scope) -> _Val:
+    def aggregation(self, agg: Aggregation, scope: _Scope, cap: int | None = None) -> _Val:
+        """`cap`: a count compared with a number only needs counting up to it (see `_count_cap`)."""
         stream = agg.stream
         k = self.next()
         e, ep = f"e{k}", f"ep{k}"
@@ -491,6 +494,10 @@ class _Compiler:
                      f" GROUP BY 1")
             tail = f"FROM ({inner}) WHERE n >= {freq} ORDER BY n DESC, CAST({_cmp('j')} AS TEXT) LIMIT 1"
             return _CteVal(f"(SELECT j {tail})", "json", node=agg, comparable=f"(SELECT {_cmp('j')} {tail})")
+        if cap is not None and agg.function == "count":
+            # stop reading the profile's events at the first `cap` matches
+            return _Val(f"(SELECT count(*) FROM (SELECT 1 FROM {source} WHERE {where} LIMIT {int(cap)}))", "num",
+                        node=agg)
         expr, kind, _ = self.reducer(agg, e, stream)
         if kind == "json":
             # the comparable form computed inside the sub-query: it runs once, not once per use of its value
@@ -564,6 +571,18 @@ class _TraitVal(_Val):
     @property
     def cmp(self) -> str:
         return self._comparable
+
+
+def _count_cap(node: Comparison) -> int | None:
+    """For `count() <op> N` with a literal N: the count capped at floor(N) + 1 compares like the full count for every
+    numeric comparator (any count above N stands for all of them), so counting can stop there."""
+    arg = node.argument
+    subject = node.subject
+    if not (isinstance(subject, Aggregation) and subject.function == "count" and isinstance(arg, Literal)
+            and arg.type == "number" and not isinstance(arg.value, bool)
+            and node.operator in ("greater_than", "at_least", "less_than", "at_most", "equals", "differs")):
+        return None
+    return max(math.floor(arg.value) + 1, 0)
 
 
 class Evaluator:
