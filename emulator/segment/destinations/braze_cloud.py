@@ -26,7 +26,9 @@ from emulator.segment.destinations.base import (
     DestinationRefusal, EventOutcome, Plan, PlannedRequest, check_payload, http_error_code, reason_phrase, to_date,
     to_iso,
 )
-from emulator.segment.destinations.mapping import UNDEFINED, Subscription, default_mapping, remove_undefined, transform, truthy
+from emulator.segment.destinations.mapping import (
+    UNDEFINED, Subscription, compile_mapping, default_mapping, remove_undefined, transform, truthy,
+)
 
 MAX_BATCH_SIZE = 75  # braze/constants.ts
 TRACK_PATH = "/users/track"
@@ -315,7 +317,33 @@ def _preset_set(name: str | None) -> str:
 
 def match_presets(event: dict, preset_set: str = "classic") -> list[Preset]:
     """The presets of `preset_set` whose subscription the event matches (each runs its action on it)."""
-    return [p for p in PRESETS[_preset_set(preset_set)] if p.matches(event)]
+    name = _preset_set(preset_set)
+    fields = _MATCH_FIELDS.get(name)
+    if fields is None:
+        fields = _MATCH_FIELDS[name] = _top_level_fields(PRESETS[name])
+    if fields and event.__class__ is dict:
+        # The subscriptions read only top-level fields (type, event): with string (or absent/null) values, the answer
+        # depends on those values alone, and there are few of them.
+        key = (name, *[event.get(f, UNDEFINED) for f in fields])
+        matched = _MATCHES.get(key)
+        if matched is None:
+            if not all(v.__class__ is str or v is None or v is UNDEFINED for v in key):
+                return [p for p in PRESETS[name] if p.matches(event)]
+            if len(_MATCHES) >= 4096:
+                _MATCHES.clear()
+            matched = _MATCHES[key] = tuple(p for p in PRESETS[name] if p.matches(event))
+        return list(matched)
+    return [p for p in PRESETS[name] if p.matches(event)]
+
+
+_MATCH_FIELDS: dict[str, tuple[str, ...]] = {}
+_MATCHES: dict[tuple, tuple[Preset, ...]] = {}
+
+
+def _top_level_fields(presets: list[Preset]) -> tuple[str, ...]:
+    """The event fields the presets' subscriptions read, or () when one is a nested path (then nothing is memoised)."""
+    fields = tuple(dict.fromkeys(f for p in presets for f in p.subscription.fields))
+    return fields if all("." not in f for f in fields) else ()
 
 
 # -- the actions: one Braze object (or several, for purchases) per checked payload ----------------------------------
@@ -536,7 +564,7 @@ def map_event(event: dict, preset: Preset, settings: dict, single: bool = True) 
     """The Braze object(s) one event becomes through one preset, or `DestinationRefusal`."""
     payload = check_payload(transform(preset.mapping, event), ACTION_FIELDS[preset.action], single)
     objects = _objects(preset.action, payload, settings, single, bool(settings.get("update_existing_only")))
-    return [js_key_order(remove_undefined(obj)) for obj in objects]
+    return [_sendable(obj) for obj in objects]
 
 
 def update_user_profile(event: dict, settings: dict) -> dict:
@@ -571,6 +599,33 @@ def js_key_order(value: Any) -> Any:
 
     indexed = sorted((k for k in value if is_index(k)), key=int)
     return {k: js_key_order(value[k]) for k in [*indexed, *(k for k in value if not is_index(k))]}
+
+
+def _is_index(key: str) -> bool:
+    return key.isdigit() and (key == "0" or not key.startswith("0")) and int(key) < 2**32 - 1
+
+
+def _sendable(value: Any) -> Any:
+    """`js_key_order(remove_undefined(value))` in one pass: fresh containers, UNDEFINED members dropped, and the keys
+    reordered only in an object that has an integer-like one (rare: most objects are copied in order)."""
+    if isinstance(value, dict):
+        out = {}
+        digits = False
+        for key, item in value.items():
+            if item is UNDEFINED:
+                continue
+            if isinstance(item, (dict, list)):
+                item = _sendable(item)
+            out[key] = item
+            if key.isdigit():
+                digits = True
+        if digits:
+            indexed = sorted((k for k in out if _is_index(k)), key=int)
+            out = {k: out[k] for k in [*indexed, *(k for k in out if not _is_index(k))]}
+        return out
+    if isinstance(value, list):
+        return [_sendable(item) for item in value]
+    return value
 
 
 # -- planning requests -----------------------------------------------------------------------------------------------
@@ -625,9 +680,12 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
     sources: list[int] = []
     object_count = 0
     checked = 0
+    mapped = compile_mapping(preset.mapping)  # once per batch, not per event
+    fields = ACTION_FIELDS[preset.action]
+    update_only = bool(settings.get("update_existing_only"))
     for index in batch:
         try:
-            payload = check_payload(transform(preset.mapping, events[index]), ACTION_FIELDS[preset.action], single)
+            payload = check_payload(mapped(events[index]), fields, single)
             checked += 1
             if preset.action == "trackPurchase" and not single:
                 # utils.ts sendBatchedTrackPurchase counts products before the identity check.
@@ -643,12 +701,12 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
                         "Max batch size exceeded. This event was included in a batch which then exceeded Braze's "
                         f"maximum batch size of {MAX_BATCH_SIZE} objects per batch. This payload will be retried in "
                         "another batch.", 429, RETRYABLE_ERROR)
-            made = _objects(preset.action, payload, settings, single, bool(settings.get("update_existing_only")))
+            made = _objects(preset.action, payload, settings, single, update_only)
         except DestinationRefusal as refusal:
             refusals[index] = refusal
             continue
         for obj in made:
-            objects.append(js_key_order(remove_undefined(obj)))
+            objects.append(_sendable(obj))
             sources.append(index)
     # performBatch runs once any payload passes the schema check; only trackPurchase returns early when every one
     # then fails its own checks. The others send the empty array to Braze (utils.ts, ecommerce/functions.ts).

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import functools
 from functools import cmp_to_key
-from typing import Any
+from typing import Any, Callable
 
 from emulator.segment.destinations.base import (
     PAYLOAD_VALIDATION_FAILED, USER_AGENT, DestinationRefusal, EventOutcome, Plan, PlannedRequest, check_payload,
     http_error_code, parse_date, reason_phrase,
 )
-from emulator.segment.destinations.mapping import Subscription, default_mapping, transform, truthy
+from emulator.segment.destinations.mapping import Subscription, compile_mapping, default_mapping, truthy
 
 CREATE_PATH = "/partners/segment/cohorts"
 USERS_PATH = "/partners/segment/cohorts/users"
@@ -70,10 +70,15 @@ def map_event(event: dict, settings: dict, single: bool = True) -> dict:
     Segment); `settings["mapping"]` may override other fields (e.g. `device_id`, `user_alias`);
     `settings["subscription"]` replaces the default trigger.
     """
+    return check_payload(_mapper(settings)(event), SYNC_AUDIENCES_FIELDS, single)
+
+
+def _mapper(settings: dict) -> Callable[[dict], Any]:
+    """The syncAudiences mapping for these settings, compiled (`transform` without re-reading the mapping)."""
     mapping = {**DEFAULT_MAPPING, **(settings.get("mapping") or {})}
     if settings.get("personas_audience_key") is not None:
         mapping["personas_audience_key"] = settings["personas_audience_key"]
-    return check_payload(transform(mapping, event), SYNC_AUDIENCES_FIELDS, single)
+    return compile_mapping(mapping)
 
 
 def _partner_key(settings: dict) -> dict:
@@ -87,8 +92,8 @@ def _headers() -> dict[str, str]:
     return {"content-type": "application/json", "user-agent": USER_AGENT}
 
 
-def _by_time_desc(a: tuple[int, dict], b: tuple[int, dict]) -> int:
-    ta, tb = parse_date(a[1].get("time")), parse_date(b[1].get("time"))
+def _by_time_desc(a: tuple[int, Any], b: tuple[int, Any]) -> int:
+    ta, tb = a[1], b[1]  # parsed times
     if ta is None or tb is None:
         return 0  # `new Date(x).getTime()` is NaN: the comparator answers NaN, which sorts as "equal"
     return -1 if tb < ta else (1 if tb > ta else 0)
@@ -97,7 +102,9 @@ def _by_time_desc(a: tuple[int, dict], b: tuple[int, dict]) -> int:
 def extract_changes(payloads: list[tuple[int, dict]]) -> tuple[dict, dict]:
     """syncAudiences `extractUsers`: latest event (by `time`) wins per identifier; priority external_id > device_id >
     user_alias. Returns the add block and the remove block ({kind: {id: event index}}, aliases {key: (index, alias)})."""
-    ordered = sorted(payloads, key=cmp_to_key(_by_time_desc))
+    # Each time parsed once, not once per comparison; the comparator (and so the order) is unchanged.
+    times = [parse_date(payload.get("time")) for _, payload in payloads]
+    ordered = [payloads[i] for i, _ in sorted(enumerate(times), key=cmp_to_key(_by_time_desc))]
     add: dict[str, dict] = {"user_ids": {}, "device_ids": {}, "aliases": {}}
     remove: dict[str, dict] = {"user_ids": {}, "device_ids": {}, "aliases": {}}
     for index, payload in ordered:
@@ -169,12 +176,15 @@ def build_requests(events: list[dict], settings: dict, known_cohorts: set[str] |
     single = len(events) == 1
     groups: dict[tuple, list[tuple[int, dict]]] = {}
     trigger = _subscription(settings.get("subscription") or DEFAULT_SUBSCRIPTION)
+    mapped = None
     for index, event in enumerate(events):
         if not trigger.matches(event):
             plan.filtered.append(index)
             continue
+        if mapped is None:
+            mapped = _mapper(settings)  # once per call, on the first subscribed event (as map_event would build it)
         try:
-            payload = map_event(event, settings, single)
+            payload = check_payload(mapped(event), SYNC_AUDIENCES_FIELDS, single)
         except DestinationRefusal as refusal:
             plan.refusals[index] = refusal
             continue
