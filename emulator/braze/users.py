@@ -700,22 +700,31 @@ def parse_purchase(obj: dict, now_text: str) -> tuple[Target, dict]:
 
 # --- /users/track -----------------------------------------------------------------------------------------
 ARRAYS = ("attributes", "events", "purchases")
-_PREFETCH_SIZES = (8, 32, 128, 512)  # IN-list lengths (padded), so a handful of statements are prepared once
+# Lengths the variable lists of a statement are padded to (repeating an item), so a handful of statements are
+# prepared once and then found in the connection's statement cache.
+_PAD_SIZES = (4, 8, 16, 32, 64, 128, 256)
+_ROW_COLUMNS = "SELECT external_id, total_revenue, profile, custom, braze_id, email, phone FROM braze_users"
+
+
+def _padded(items: list) -> list:
+    size = next(n for n in _PAD_SIZES if n >= len(items))
+    return items + [items[-1]] * (size - len(items))
 
 
 class _Row:
     """A `braze_users` row as the request has left it so far. `fields`/`custom` are parsed on first use (an
     event or purchase only needs updated_at, updated_seq and total_revenue)."""
 
-    __slots__ = ("braze_id", "external_id", "revenue", "texts", "fields", "custom", "stored", "changed", "seq",
-                 "random_bucket")
+    __slots__ = ("braze_id", "external_id", "revenue", "texts", "contact", "fields", "custom", "stored", "changed",
+                 "seq", "random_bucket")
 
     def __init__(self, braze_id: str, external_id: str | None, revenue: float, texts: tuple[str, str] | None,
-                 stored: bool) -> None:
+                 stored: bool, contact: tuple = (None, None)) -> None:
         self.braze_id = braze_id
         self.external_id = external_id
         self.revenue = revenue
         self.texts = texts
+        self.contact = contact  # the email and phone columns as stored
         self.fields: dict = {}
         self.custom: dict = {}
         self.stored = stored  # in the table already (else INSERT at flush)
@@ -753,17 +762,15 @@ class _Writes:
     def prefetch(self, external_ids: list[str]) -> None:
         """One SELECT for every external id of the request (instead of one per object)."""
         wanted = list(dict.fromkeys(external_ids))
-        for start in range(0, len(wanted), _PREFETCH_SIZES[-1]):
-            chunk = wanted[start:start + _PREFETCH_SIZES[-1]]
-            size = next(n for n in _PREFETCH_SIZES if n >= len(chunk))
-            params = chunk + [chunk[-1]] * (size - len(chunk))
+        for start in range(0, len(wanted), _PAD_SIZES[-1]):
+            chunk = wanted[start:start + _PAD_SIZES[-1]]
             for value in chunk:
                 self.ids[value] = None
-            for braze_id, external_id, revenue, profile, custom in self.conn.execute(
-                    "SELECT braze_id, external_id, total_revenue, profile, custom FROM braze_users "
-                    f"WHERE external_id IN ({', '.join('?' * size)})", params):
-                self.ids[external_id] = braze_id
-                self.fetched[braze_id] = (external_id, revenue, profile, custom)
+            params = _padded(chunk)
+            for row in self.conn.execute(f"{_ROW_COLUMNS} WHERE external_id IN ({', '.join('?' * len(params))})",
+                                         params):
+                self.ids[row[0]] = row[4]
+                self.fetched[row[4]] = row
 
     def find(self, external_id: str) -> _Row | None:
         if external_id in self.ids:
@@ -776,9 +783,8 @@ class _Writes:
         if row is None:
             data = self.fetched.pop(braze_id, None)
             if data is None:
-                data = self.conn.execute("SELECT external_id, total_revenue, profile, custom FROM braze_users "
-                                         "WHERE braze_id = ?", (braze_id,)).fetchone()
-            row = self.rows[braze_id] = _Row(braze_id, data[0], data[1], (data[2], data[3]), True)
+                data = self.conn.execute(f"{_ROW_COLUMNS} WHERE braze_id = ?", (braze_id,)).fetchone()
+            row = self.rows[braze_id] = _Row(braze_id, data[0], data[1], (data[2], data[3]), True, data[5:7])
         return row
 
     def parsed(self, row: _Row) -> _Row:
@@ -824,22 +830,32 @@ class _Writes:
     def flush(self) -> None:
         conn, now_text = self.conn, self.now_text
         if self.dirty:
-            inserts, saves, touches = [], [], []
+            inserts, saves, saves_contact, touches = [], [], [], []
             for row in self.dirty.values():
                 if not row.stored:
-                    inserts.append((row.braze_id, row.external_id, _lower(row.fields.get("email")),
-                                    row.fields.get("phone"), row.random_bucket, now_text, now_text, row.seq,
-                                    json.dumps(row.fields), json.dumps(row.custom), row.revenue))
+                    row.contact = (_lower(row.fields.get("email")), row.fields.get("phone"))
+                    inserts.append((row.braze_id, row.external_id, *row.contact, row.random_bucket, now_text,
+                                    now_text, row.seq, json.dumps(row.fields), json.dumps(row.custom), row.revenue))
                 elif row.changed:
-                    saves.append((row.external_id, _lower(row.fields.get("email")), row.fields.get("phone"), now_text,
-                                  row.seq, json.dumps(row.fields), json.dumps(row.custom), row.revenue, row.braze_id))
+                    # external_id never changes here; email/phone are set only when they do (fewer index writes)
+                    contact = (_lower(row.fields.get("email")), row.fields.get("phone"))
+                    save = (now_text, row.seq, json.dumps(row.fields), json.dumps(row.custom), row.revenue, row.braze_id)
+                    if contact == row.contact:
+                        saves.append(save)
+                    else:
+                        saves_contact.append(contact + save)
+                        row.contact = contact
                 else:
                     touches.append((now_text, row.seq, row.revenue, row.braze_id))
                 row.stored, row.changed = True, False
             if inserts:
                 conn.executemany(USER_INSERT, inserts)
             if saves:
-                conn.executemany(USER_SAVE, saves)
+                conn.executemany("UPDATE braze_users SET updated_at = ?, updated_seq = ?, profile = ?, custom = ?, "
+                                 "total_revenue = ? WHERE braze_id = ?", saves)
+            if saves_contact:
+                conn.executemany("UPDATE braze_users SET email = ?, phone = ?, updated_at = ?, updated_seq = ?, "
+                                 "profile = ?, custom = ?, total_revenue = ? WHERE braze_id = ?", saves_contact)
             if touches:
                 conn.executemany("UPDATE braze_users SET updated_at = ?, updated_seq = ?, total_revenue = ? "
                                  "WHERE braze_id = ?", touches)
@@ -859,8 +875,8 @@ class _Writes:
         have such rows, and the rest (nearly always all) is a plain executemany of the INSERTs."""
         keys = list(dict.fromkeys(occurrence[:3] for occurrence in self.occurrences))
         old: set = set()
-        for start in range(0, len(keys), 300):
-            chunk = keys[start:start + 300]
+        for start in range(0, len(keys), _PAD_SIZES[-1]):
+            chunk = _padded(keys[start:start + _PAD_SIZES[-1]])
             values = ", ".join(["(?, ?, ?)"] * len(chunk))
             old.update(self.conn.execute(
                 f"WITH k(b, kd, n) AS (VALUES {values}) SELECT DISTINCT o.braze_id, o.kind, o.name FROM k "
