@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Callable
 
 from emulator.segment.destinations.mapping import UNDEFINED
 
@@ -175,6 +175,9 @@ def to_iso(value: Any) -> Any:
     if parsed is None:
         return UNDEFINED
     utc = parsed.astimezone(timezone.utc)
+    if utc.year >= 1000:  # what strftime writes (it pads no year below 1000 on glibc: those keep strftime)
+        return (f"{utc.year}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}."
+                f"{utc.microsecond // 1000:03d}Z")
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
@@ -229,11 +232,27 @@ def _is_number_string(text: str) -> bool:
         return False
 
 
+def _remembered(check: Callable[[str], bool]) -> Callable[[str], bool]:
+    """A format check answered once per distinct string (emails, product URLs and the like recur from event to
+    event; the URI regex alone costs microseconds). The checks are pure; the memo is bounded."""
+    memo: dict[str, bool] = {}
+
+    def remembered(value: str) -> bool:
+        answer = memo.get(value)
+        if answer is None:
+            if len(memo) >= 8192:
+                memo.clear()
+            answer = memo[value] = check(value)
+        return answer
+
+    return remembered
+
+
 _FORMATS = {
-    "email": (lambda v: bool(_EMAIL.fullmatch(v)), "email address"),
-    "uri": (lambda v: bool(re.search(r"/|:", v)) and bool(_URI.fullmatch(v)), "URI"),
-    "date-time": (_is_date_time, "date and time"),
-    "date-like": (_is_date_like, "date-like"),
+    "email": (_remembered(lambda v: bool(_EMAIL.fullmatch(v))), "email address"),
+    "uri": (_remembered(lambda v: bool(re.search(r"/|:", v)) and bool(_URI.fullmatch(v))), "URI"),
+    "date-time": (_remembered(_is_date_time), "date and time"),
+    "date-like": (_remembered(_is_date_like), "date-like"),
 }
 
 
@@ -261,7 +280,7 @@ class _Field:
     value classes that pass ajv's type check as they are, its items' and properties' definitions, its format."""
 
     __slots__ = ("spec", "title", "types", "direct", "multiple", "allow_null", "nullable", "stringy", "item",
-                 "properties", "additional", "choices", "str_choices", "format", "type_message")
+                 "properties", "additional", "choices", "str_choices", "format", "type_message", "plain")
 
     def __init__(self, spec: dict) -> None:
         self.spec = spec
@@ -286,6 +305,8 @@ class _Field:
         self.format = _FORMATS[fmt] if fmt in _FORMATS else None
         humanized = _humanize_list(self.types, "or")
         self.type_message = f" must be {_article(humanized)} {humanized} but it was "
+        # Nothing but the type to check: a value of a `direct` class passes `_check_value` unchanged.
+        self.plain = not self.multiple and self.choices is None and self.format is None and self.properties is None
 
 
 class _Fields:
@@ -297,8 +318,26 @@ class _Fields:
         self.fields = {key: _Field(spec) for key, spec in fields.items()}
         self.members = tuple(self.fields.items())
         self.required = tuple(key for key, spec in fields.items() if spec.get("required") is True)
-        self.conditional = tuple((key, spec["required"]) for key, spec in fields.items()
+        self.conditional = tuple((key, _Condition(spec["required"])) for key, spec in fields.items()
                                  if isinstance(spec.get("required"), dict))
+
+
+class _Condition:
+    """A conditionally required field's `required: {match, conditions}` (only `name is <value>` is used here)."""
+
+    __slots__ = ("any", "conditions")
+
+    def __init__(self, condition: dict) -> None:
+        self.any = condition.get("match", "all") == "any"
+        self.conditions = tuple((c["fieldKey"], c["operator"] == "is", c.get("value")) for c in condition["conditions"])
+
+    def applies(self, payload: dict) -> bool:
+        results = []
+        for key, is_, value in self.conditions:
+            present = key in payload
+            equal = present and payload[key] == value
+            results.append(equal if is_ else (present and not equal))
+        return any(results) if self.any else all(results)
 
 
 _DIRECT_CLASSES: dict[str, tuple[type, ...]] = {
@@ -327,13 +366,21 @@ def _remove_empty_values(payload: dict, plan: _Fields, is_root: bool = False) ->
     out = {}
     fields = plan.fields
     for key, value in payload.items():
-        field = fields.get(key)
-        if field is not None:
-            value = _remove_empty(value, field)
-        if value is UNDEFINED or (value == "" and is_root and isinstance(value, str)):
-            continue
+        cls = value.__class__
+        if cls is str:
+            if value == "" and (is_root or ((field := fields.get(key)) is not None and not field.stringy)):
+                continue
+        elif cls not in _KEPT_CLASSES:
+            field = fields.get(key)
+            if field is not None:
+                value = _remove_empty(value, field)
+            if value is UNDEFINED or (value == "" and is_root and isinstance(value, str)):
+                continue
         out[key] = value
     return out
+
+
+_KEPT_CLASSES = frozenset((int, float, bool))  # never null nor "": `_remove_empty` gives them back as they are
 
 
 def _remove_empty(value: Any, field: _Field) -> Any:
@@ -462,16 +509,6 @@ def _has_type(value: Any, types: list[str]) -> bool:
     return False
 
 
-def _condition_applies(condition: dict, payload: dict) -> bool:
-    """A conditionally required field's `required: {match, conditions}` (only `name is <value>` is used here)."""
-    results = []
-    for c in condition["conditions"]:
-        present = c["fieldKey"] in payload
-        equal = present and payload[c["fieldKey"]] == c.get("value")
-        results.append(equal if c["operator"] == "is" else (present and not equal))
-    return any(results) if condition.get("match", "all") == "any" else all(results)
-
-
 def check_payload(payload: dict, fields: dict[str, dict], single: bool) -> dict:
     """Apply actions-core's cleaning and schema check to a mapped payload; raise `DestinationRefusal` like Segment.
 
@@ -497,7 +534,7 @@ def _check_object(obj: dict, plan: _Fields, path: str, title: str | None, errors
     if root and plan.conditional:
         # Conditional requirements are an allOf of if/then: ajv runs them before `required` (untyped keywords first).
         for key, condition in plan.conditional:
-            if _condition_applies(condition, obj) and key not in obj:
+            if condition.applies(obj) and key not in obj:
                 where = _preamble(path, title)
                 errors.append(f"{where} is missing the required field '{key}'.")
                 errors.append(f'{where} must match "then" schema.')
@@ -512,7 +549,10 @@ def _check_object(obj: dict, plan: _Fields, path: str, title: str | None, errors
         out = dict(obj)
     for key, field in plan.members:
         if key in obj:
-            out[key] = _check_value(obj[key], field, path, key, errors)
+            value = obj[key]
+            if field.plain and value.__class__ in field.direct:
+                continue  # `_check_value` would give it back as it is (and `out` already holds it)
+            out[key] = _check_value(value, field, path, key, errors)
     return out
 
 
