@@ -352,5 +352,17 @@ CREATE INDEX segment_events_engage_name ON segment_events(
 CREATE INDEX engage_external_ids_profile_type ON engage_external_ids(profile_id, type);
 """))
 
+MIGRATIONS.append((7, "engage: event name and time on each event's profile row", """
+-- A realtime audience reads one profile's events by name (and time window): with the name and timestamp here
+-- (the query language's event name, compute.EVENT_NAME_SQL; NULL for identify/group/alias), a count is a range
+-- of this index and never touches the event log.
+ALTER TABLE engage_event_profiles ADD COLUMN name TEXT;
+ALTER TABLE engage_event_profiles ADD COLUMN timestamp TEXT;
+UPDATE engage_event_profiles SET (name, timestamp) = (SELECT
+    CASE e.type WHEN 'track' THEN e.event WHEN 'page' THEN 'Page Viewed' WHEN 'screen' THEN 'Screen Viewed' END,
+    e.timestamp FROM segment_events e WHERE e.seq = engage_event_profiles.seq);
+CREATE INDEX engage_event_profiles_name ON engage_event_profiles(profile_id, name, timestamp);
+"""))
+
 # Tables that hold configuration-independent bookkeeping and survive reset().
 KEPT_ON_RESET = {"schema_version", "meta"}

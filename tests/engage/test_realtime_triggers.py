@@ -123,3 +123,33 @@ def test_realtime_membership_always_equals_a_full_evaluation(batches):
                                                    external_id_types=definition.external_id_types)
             assert sorted(p for p, member in full.items() if member) == computations.members(definition.key), \
                 definition.key
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 5), st.sampled_from([">=", ">", "<=", "<", "=", "!="]),
+       st.sampled_from(["0", "1", "2", "2.5", "3", "-1", "0.5"]))
+def test_a_count_compared_with_any_number_answers_as_the_full_count(events, sign, number):
+    # counting stops early (at floor(N)+1 matches) for a count compared with a literal: same answer as Python's
+    with sandbox_with({"key": "probe", "query": f"event('A').count() {sign} {number}"}) as sb:
+        sb.segment.ingest([track("A", userId="u1") for _ in range(events)] + [track("B", userId="u1")])
+        expected = {">=": events >= float(number), ">": events > float(number), "<=": events <= float(number),
+                    "<": events < float(number), "=": events == float(number), "!=": events != float(number)}[sign]
+        assert member_ids(sb, "probe") == (["u1"] if expected else [])
+
+
+def test_a_store_written_before_migration_7_is_upgraded_with_its_events_names(tmp_path):
+    import sqlite3
+
+    path = str(tmp_path / "old.db")
+    with Sandbox(path=path) as sb:
+        sb.segment.ingest([track("Viewed", userId="u1"), track("Viewed", userId="u1"),
+                           {"type": "page", "userId": "u1", "name": "Home"}])
+    with sqlite3.connect(path) as conn:  # back to the schema as it was before migration 7
+        conn.executescript("DROP INDEX engage_event_profiles_name;"
+                           " ALTER TABLE engage_event_profiles DROP COLUMN name;"
+                           " ALTER TABLE engage_event_profiles DROP COLUMN timestamp;"
+                           " DELETE FROM schema_version WHERE version = 7;")
+    viewers = {"key": "viewers", "query": "event('Viewed').count() >= 2 AND event('Page Viewed').count() >= 1"}
+    with Sandbox(path=path, config={"segment": {"audiences": [viewers]}}) as sb:
+        assert sb.store.version == 7
+        assert member_ids(sb, "viewers") == ["u1"]

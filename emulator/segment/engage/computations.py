@@ -20,7 +20,7 @@ from ...clock import iso, parse_instant
 from .definitions import (AUDIENCE, CYCLE_MESSAGE, TRAIT, Connection, Definition, DefinitionError, DefinitionStore,
                           from_config, parse_connections, parse_query)
 from .emission import Identity, build_messages
-from .identity import message_traits
+from .identity import event_name, message_traits
 from .query import (Aggregation, AllUsers, And, AnyUser, Comparison, EventStream, Literal, Or, Query, TraitRef,
                     iter_nodes)
 
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 _MISSING = object()
 _CHUNK = 500
-_EVENT_NAMES = {"page": "Page Viewed", "screen": "Screen Viewed"}  # compute.EVENT_NAME_SQL
 
 
 @dataclass(frozen=True)
@@ -270,11 +269,10 @@ class Computations:
             if message.get("_reidentified"):
                 reidentified.add(profile)
                 continue
-            kind = message["type"]
-            name = message.get("event") if kind == "track" else _EVENT_NAMES.get(kind)
+            name = event_name(message)
             if name is not None:
                 by_event.setdefault(name, set()).add(profile)
-            if kind == "group" or message_traits(message):
+            if message["type"] == "group" or message_traits(message):
                 with_traits.add(profile)
         if not touched:
             return

@@ -392,11 +392,18 @@ class _Compiler:
         return j, path
 
     # -- streams ----------------------------------------------------------------------------------------------
-    def stream_conditions(self, stream: EventStream, alias: str, scope: _Scope) -> list[str]:
+    def stream_conditions(self, stream: EventStream, alias: str, scope: _Scope,
+                          profile_row: str | None = None) -> list[str]:
+        """`profile_row`: the engage_event_profiles alias of a per-profile read, whose name and timestamp columns
+        (equal to the event's) let its (profile_id, name, timestamp) index do the name and window filtering."""
         if stream.source != "event":
             raise _error(stream, f"{stream.source}('{stream.name}'): entity() belongs to Linked Audiences, which "
                                  f"this emulator does not support")
-        conds = [f"{EVENT_NAME_SQL.format(e=alias)} = {self.param(stream.name)}"]
+        if profile_row:
+            conds = [f"{profile_row}.name = {self.param(stream.name)}"]
+        else:
+            conds = [f"{EVENT_NAME_SQL.format(e=alias)} = {self.param(stream.name)}"]
+        at = profile_row or alias
         if self.since:
             # only when asked: without it a count reads nothing but the (name, timestamp) index
             conds.append(f"{alias}.received_at >= :since")
@@ -412,9 +419,9 @@ class _Compiler:
                              f" AND {alias}.seq > {parent}.seq))")
                 conds.append(f"{alias}.timestamp <= strftime('%Y-%m-%dT%H:%M:%fZ', {parent}.timestamp, {seconds})")
             else:
-                conds.append(f"{alias}.timestamp >= {self.at_minus(window.duration)}")
+                conds.append(f"{at}.timestamp >= {self.at_minus(window.duration)}")
         elif isinstance(window, Between):
-            conds.append(f"{alias}.timestamp BETWEEN {self.at_minus(window.end)} AND {self.at_minus(window.start)}")
+            conds.append(f"{at}.timestamp BETWEEN {self.at_minus(window.end)} AND {self.at_minus(window.start)}")
         elif isinstance(window, ExpiresAfter):
             conds.extend(self.session(stream, alias, scope, window.duration))
         elif window is not None:
@@ -484,8 +491,11 @@ class _Compiler:
             raise _unsupported(agg, "mode(... as array)")
         if scope.top and not self.realtime:
             return self.stream_cte(agg, scope, k)
-        conds = [f"{ep}.profile_id = {scope.profile}"] + self.stream_conditions(stream, e, scope)
-        source = f"engage_event_profiles {ep} CROSS JOIN segment_events {e} ON {e}.seq = {ep}.seq"
+        conds = [f"{ep}.profile_id = {scope.profile}"] + self.stream_conditions(stream, e, scope, profile_row=ep)
+        if agg.function == "count" and _index_only(stream, self.since):
+            source = f"engage_event_profiles {ep}"
+        else:
+            source = f"engage_event_profiles {ep} CROSS JOIN segment_events {e} ON {e}.seq = {ep}.seq"
         where = " AND ".join(conds)
         if agg.function == "mode":
             j = self.field_json(agg.argument, e, stream)
@@ -573,15 +583,25 @@ class _TraitVal(_Val):
         return self._comparable
 
 
+def _index_only(stream: EventStream, since: bool) -> bool:
+    """A count of this stream needs nothing but the profile row's name and timestamp."""
+    window = stream.window
+    return (stream.where is None and not stream.exclude_sources and not since
+            and not isinstance(window, ExpiresAfter) and not (isinstance(window, Within) and window.parent))
+
+
 def _count_cap(node: Comparison) -> int | None:
     """For `count() <op> N` with a literal N: the count capped at floor(N) + 1 compares like the full count for every
-    numeric comparator (any count above N stands for all of them), so counting can stop there."""
+    numeric comparator (any count above N stands for all of them), so counting can stop there; `>= N` needs only
+    ceil(N)."""
     arg = node.argument
     subject = node.subject
     if not (isinstance(subject, Aggregation) and subject.function == "count" and isinstance(arg, Literal)
             and arg.type == "number" and not isinstance(arg.value, bool)
             and node.operator in ("greater_than", "at_least", "less_than", "at_most", "equals", "differs")):
         return None
+    if node.operator == "at_least":
+        return max(math.ceil(arg.value), 0)
     return max(math.floor(arg.value) + 1, 0)
 
 

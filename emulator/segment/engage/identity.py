@@ -236,6 +236,15 @@ def message_traits(message: dict) -> dict | None:
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_EVENT_NAMES = {"page": "Page Viewed", "screen": "Screen Viewed"}
+
+
+def event_name(message: dict) -> str | None:
+    """The query language's name of a message as an event (compute.EVENT_NAME_SQL): a track's event, `Page Viewed`
+    and `Screen Viewed`; None for identify, group and alias."""
+    kind = message["type"]
+    name = message.get("event") if kind == "track" else _EVENT_NAMES.get(kind)
+    return name if isinstance(name, str) else None
 
 
 class _Batch:
@@ -500,7 +509,7 @@ class IdentityResolver:
             if profile in reidentified:
                 message["_reidentified"] = True
             seq, source = message["_seq"], message["_source"]
-            event_rows.append((seq, profile))
+            event_rows.append((seq, profile, event_name(message), message["timestamp"]))
             touched[profile] = (message["messageId"], source)
             traits = message_traits(message)
             if traits:
@@ -527,7 +536,8 @@ class IdentityResolver:
             conn.executemany("INSERT INTO engage_external_ids (profile_id, collection, type, value, source_id,"
                              " first_message_id, created_at) VALUES (?, 'users', ?, ?, ?, ?, ?)",
                              [(find(p), t, v, s, m, now) for p, t, v, s, m in batch.new_ids])
-        conn.executemany("INSERT INTO engage_event_profiles (seq, profile_id) VALUES (?, ?)", event_rows)
+        conn.executemany("INSERT INTO engage_event_profiles (seq, profile_id, name, timestamp) VALUES (?, ?, ?, ?)",
+                         event_rows)
         if trait_rows:
             # Later messages win per key; computed traits and audiences belong to Engage, not to messages.
             conn.executemany(
