@@ -171,6 +171,14 @@ def to_iso(value: Any) -> Any:
     """`dayjs(value).toISOString()` (utils.ts `toISO8601`): null/undefined pass through, invalid -> undefined."""
     if value is None or value is UNDEFINED:
         return value
+    if value.__class__ is str and len(value) == 24 and _CANONICAL_ISO.fullmatch(value) and value[0] != "0" \
+            and value[11:13] < "24":
+        # Already what toISOString writes (most event times are): valid if Python reads it, and then unchanged.
+        try:
+            datetime.fromisoformat(value)
+            return value
+        except ValueError:
+            pass
     parsed = parse_date(value)
     if parsed is None:
         return UNDEFINED
@@ -179,6 +187,9 @@ def to_iso(value: Any) -> Any:
         return (f"{utc.year}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}."
                 f"{utc.microsecond // 1000:03d}Z")
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+_CANONICAL_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
 def to_date(value: Any, fmt: str = "%Y-%m-%d") -> Any:
