@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def batch(n: int, size: int = 100) -> list[dict]:
     return items
 
 
-def http_pipeline(events: int) -> tuple[float, float, dict]:
+def http_pipeline(events: int, threads: int = 1) -> tuple[float, float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.yaml"
         config.write_text(yaml.safe_dump(CONFIG))
@@ -77,11 +78,26 @@ def http_pipeline(events: int) -> tuple[float, float, dict]:
                     time.sleep(0.05)
             bodies = [json.dumps({"writeKey": "sandbox-write-key", "batch": batch(n)}).encode()
                       for n in range(events // 100)]
+
+            failures: list[str] = []
+
+            def post(share: list[bytes]) -> None:
+                with httpx.Client(base_url=url, headers={"Content-Type": "application/json"}, timeout=120) as c:
+                    for body in share:
+                        response = c.post("/v1/batch", content=body)
+                        if response.status_code != 200:
+                            failures.append(f"{response.status_code} {response.text[:200]}")
+
             started = time.perf_counter()
-            with httpx.Client(base_url=url, headers={"Content-Type": "application/json"}, timeout=120) as client:
-                for body in bodies:
-                    assert client.post("/v1/batch", content=body).status_code == 200
-                ingested = time.perf_counter() - started
+            pool = [threading.Thread(target=post, args=(bodies[t::threads],)) for t in range(threads)]
+            for thread in pool:
+                thread.start()
+            for thread in pool:
+                thread.join()
+            ingested = time.perf_counter() - started
+            if failures:
+                raise SystemExit(f"{len(failures)} requests failed, first: {failures[0]}")
+            with httpx.Client(base_url=url, timeout=120) as client:
                 while True:
                     client.post("/_emulator/flush")
                     summary = client.get("/_emulator/segment/deliveries", params={"limit": 1}).json()["summary"]
@@ -116,14 +132,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--threads", default="1,4", help="client threads posting /v1/batch concurrently")
     args = parser.parse_args()
     median, p99 = in_process_latency(args.samples)
     print(f"in-process: ingest one event -> Braze profile after flush(), 10 realtime audiences on both destinations:"
           f" median {median:.2f} ms, p99 {p99:.2f} ms")
-    ingest_rate, end_to_end_rate, summary = http_pipeline(args.events)
-    print(f"http: {args.events:,} events through POST /v1/batch (100/request): ingest {ingest_rate:,.0f} events/s;"
-          f" until all applied to Braze {end_to_end_rate:,.0f} events/s")
-    print(f"deliveries: {summary}")
+    for threads in (int(t) for t in args.threads.split(",")):
+        ingest_rate, end_to_end_rate, summary = http_pipeline(args.events, threads)
+        print(f"http, {threads} client thread(s): {args.events:,} events through POST /v1/batch (100/request):"
+              f" ingest {ingest_rate:,.0f} events/s; until all applied to Braze {end_to_end_rate:,.0f} events/s")
+        print(f"  deliveries: {summary}")
 
 
 if __name__ == "__main__":
