@@ -492,6 +492,9 @@ def _identifier_spec(key: str, item: Any, with_new_object: bool) -> dict:
 def parse_custom(key: str, value: Any, merge_objects: bool) -> tuple:
     """One custom attribute write as an operation tuple."""
     _check_key(key)
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool:  # the common case, as at the end
+        return ("set", key, _custom_scalar(key, value))
     if value is None:
         return ("unset", key)
     if isinstance(value, list):
@@ -560,6 +563,13 @@ def _deep_merge(base: Any, new: Any) -> Any:
     return copy.deepcopy(new)
 
 
+_IGNORED, _STANDARD = "ignored", "standard"
+# What a key of an attributes object is, in one lookup: ignored (IGNORED_FIELDS, the identifiers), a standard
+# field, or (absent) a custom attribute.
+_ATTRIBUTE_ROLES = {**{key: _STANDARD for key in STANDARD_FIELDS},
+                    **{key: _IGNORED for key in (*IGNORED_FIELDS, "_update_existing_only", *PRIMARY)}}
+
+
 def parse_attributes(obj: dict) -> tuple[Target, list[tuple]]:
     target = parse_target(obj)
     merge_objects = obj.get("_merge_objects", False)
@@ -567,11 +577,10 @@ def parse_attributes(obj: dict) -> tuple[Target, list[tuple]]:
         raise ObjectError(errors.not_valid("_merge_objects"))
     ops: list[tuple] = []
     for key, value in obj.items():
-        if key in IGNORED_FIELDS or key in ("_update_existing_only",):
-            continue
-        if key in PRIMARY:
-            continue  # the identifier itself (an alias can't be removed or changed here)
-        if key in STANDARD_FIELDS:
+        role = _ATTRIBUTE_ROLES.get(key)
+        if role is _IGNORED:
+            continue  # (and the identifier itself: an alias can't be removed or changed here)
+        if role is _STANDARD:
             if value is None:
                 ops.append(("std_unset", key))
                 continue
@@ -620,36 +629,39 @@ def _properties(value: Any) -> dict:
         return {}
     if not isinstance(value, dict):
         raise ObjectError(errors.not_valid("properties"))
+    # `size` bounds len(json.dumps(value)) without making it while the values are flat and plain JSON types: each
+    # character at most 12 (a `\ud83d\ude00` pair), each number at most 25; otherwise json.dumps measures (and
+    # raises on what is not JSON) as before.
+    size = 2
     for key, item in value.items():
         if not key or len(key) > MAX_STRING or key.startswith("$"):
             raise ObjectError(f"'{key[:64]}' is not a valid property name")
         if key in ("time", "event_name"):  # reserved: "will result in API errors" (event_object.md)
             raise ObjectError(f"'{key}' is a reserved property name")
-        if isinstance(item, str) and len(item) > MAX_STRING:
-            raise ObjectError(f"property '{key}' is longer than {MAX_STRING} characters")
-    if not _surely_small(value) and _json_size(value, "'properties'") > MAX_NESTED_BYTES:
+        kind = type(item)
+        if kind is str:
+            if len(item) > MAX_STRING:
+                raise ObjectError(f"property '{key}' is longer than {MAX_STRING} characters")
+            size += 12 * len(item) + 8
+        elif isinstance(item, str):
+            if len(item) > MAX_STRING:
+                raise ObjectError(f"property '{key}' is longer than {MAX_STRING} characters")
+            size = _UNKNOWN
+        elif kind is float or kind is bool or item is None:
+            size += 31
+        elif kind is int and -10**18 < item < 10**18:
+            size += 26
+        else:
+            size = _UNKNOWN  # nested, a huge int, or not JSON at all
+        if type(key) is not str:
+            size = _UNKNOWN
+        size += 12 * len(key)  # and 6 above: quotes, ": " and ", "
+    if size > MAX_NESTED_BYTES and _json_size(value, "'properties'") > MAX_NESTED_BYTES:
         raise ObjectError("'properties' is larger than 100 KB")
     return value
 
 
-def _surely_small(value: dict) -> bool:
-    """True when json.dumps(value) is certainly under MAX_NESTED_BYTES without making it: flat, plain JSON types,
-    each character at most 12 (a `\\ud83d\\ude00` pair), each number at most 25 characters."""
-    size = 2
-    for key, item in value.items():
-        kind = type(item)
-        if type(key) is not str:
-            return False
-        if kind is str:
-            size += 12 * len(item) + 2
-        elif kind is float or kind is bool or item is None:
-            size += 25
-        elif kind is int and -10**18 < item < 10**18:
-            size += 20
-        else:
-            return False  # nested, a huge int, or not JSON at all: json.dumps decides (and raises) as before
-        size += 12 * len(key) + 6  # quotes, ": " and ", "
-    return size <= MAX_NESTED_BYTES
+_UNKNOWN = MAX_NESTED_BYTES + 1  # a size bound that sends `_properties` to json.dumps
 
 
 def _occurred(obj: dict, now_text: str) -> str:
@@ -733,6 +745,19 @@ class _Row:
         self.random_bucket = 0
 
 
+_scan_json = json.JSONDecoder().scan_once
+
+
+def _loads(text: str) -> Any:
+    """json.loads for the texts json.dumps stored, without its wrapper's checks (the same C scanner); anything
+    else goes to json.loads."""
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
+
+
 class _Writes:
     """The writes of one `/users/track` request for objects naming an external_id, run at `flush()`.
 
@@ -790,7 +815,7 @@ class _Writes:
     def parsed(self, row: _Row) -> _Row:
         """The row with fields/custom as dicts, about to be changed."""
         if row.texts is not None:
-            row.fields, row.custom = json.loads(row.texts[0]), json.loads(row.texts[1])
+            row.fields, row.custom = _loads(row.texts[0]), _loads(row.texts[1])
             row.texts = None
         row.changed = True
         return row
@@ -1035,14 +1060,18 @@ class UserTrack:
         now_text = time_text(now)
         problems: list[dict] = []
         plans: dict[str, list] = {name: [] for name in ARRAYS}
-        parsers = {"attributes": lambda o: parse_attributes(o), "events": lambda o: parse_event(o, now_text),
-                   "purchases": lambda o: parse_purchase(o, now_text)}
         for name in present:
+            plan = plans[name]
             for index, obj in enumerate(body[name]):
                 try:
                     if not isinstance(obj, dict):
                         raise ObjectError(f"each item of '{name}' must be an object")
-                    plans[name].append(parsers[name](obj))
+                    if name == "events":
+                        plan.append(parse_event(obj, now_text))
+                    elif name == "attributes":
+                        plan.append(parse_attributes(obj))
+                    else:
+                        plan.append(parse_purchase(obj, now_text))
                 except ObjectError as exc:
                     problems.append(errors.object_error(exc.type, name, index))
         if not any(plans.values()):
