@@ -95,6 +95,9 @@ AUDIENCES = [
     {"key": "anon_ok", "query": "event('B').count() >= 1", "include_anonymous": True},
     {"key": "a_and_pro", "query": "event('A').count() > 1 AND trait('plan') = 'pro'"},
     {"key": "few_a", "query": "event('A').count() <= 1"},
+    {"key": "few_a1", "query": "event('A').where(property('n') = 1).count() <= 1 AND event('C').count() >= 1"},
+    {"key": "c_or_a3", "query": "event('C').where(property('n') >= 3).count() >= 1 OR "
+                                "event('A').where(property('n') = 3).count() >= 2"},
 ]
 _ids = st.fixed_dictionaries({}, optional={"userId": st.sampled_from(["u1", "u2", "u3"]),
                                            "anonymousId": st.sampled_from(["x1", "x2", "x3"])}).filter(bool)
@@ -104,8 +107,9 @@ _message = st.one_of(
     st.builds(lambda ids, plan: {"type": "identify", "traits": {"plan": plan} if plan else {}, **ids},
               _ids, st.sampled_from(["pro", "free", None])),
     st.builds(lambda ids: {"type": "page", "name": "Home", **ids}, _ids),
-    st.builds(lambda ids, plan: {"type": "track", "event": "C", "context": {"traits": {"plan": plan}}, **ids},
-              _ids, st.sampled_from(["pro", "free"])),
+    st.builds(lambda ids, plan, n: {"type": "track", "event": "C", "context": {"traits": {"plan": plan}},
+                                    "properties": {"n": n}, **ids},
+              _ids, st.sampled_from(["pro", "free"]), st.integers(0, 4)),
     st.builds(lambda ids, prev: {"type": "alias", "previousId": prev, **ids}, _ids, st.sampled_from(["x1", "u2"])),
 )
 

@@ -291,6 +291,13 @@ class Computations:
                 by_events: set[str] = set()
                 for name in triggers.events:
                     by_events |= by_event.get(name, set())
+                if by_events:
+                    # with per-event filters, only the events that pass them can change the value
+                    matching = self.evaluator.profiles_with_matching_events(
+                        definition.query, [m["_seq"] for m in messages if m.get("_profile") in by_events],
+                        at=self._now(), conn=conn)
+                    if matching is not None:
+                        by_events &= matching
                 if triggers.members_stay and definition.kind == AUDIENCE:
                     members_stay = by_events - by_other
                 wanted = by_other | by_events

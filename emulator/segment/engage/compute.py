@@ -583,6 +583,27 @@ class _TraitVal(_Val):
         return self._comparable
 
 
+def _compile_match(query: Query) -> _Compiled | None:
+    """`Evaluator.profiles_with_matching_events`: one statement over the given events, every stream's conditions."""
+    streams = [n for n in iter_nodes(query.root) if isinstance(n, EventStream)]
+    if not any(s.where is not None for s in streams):
+        return None
+    for stream in streams:
+        window = stream.window
+        if stream.source != "event" or isinstance(window, ExpiresAfter) or (isinstance(window, Within) and window.parent):
+            return None
+        if stream.where is not None and any(isinstance(n, (EventStream, Aggregation, TraitRef))
+                                            for n in iter_nodes(stream.where)):
+            return None
+    compiler = _Compiler(query, realtime=True)
+    scope = _Scope("ep0.profile_id", top=False)
+    matches = " OR ".join("(" + " AND ".join(compiler.stream_conditions(s, "e0", scope, profile_row="ep0")) + ")"
+                          for s in streams)
+    sql = ("SELECT DISTINCT ep0.profile_id FROM json_each(:seqs) s CROSS JOIN engage_event_profiles ep0"
+           f" ON ep0.seq = s.value CROSS JOIN segment_events e0 ON e0.seq = ep0.seq WHERE {matches}")
+    return _Compiled(sql, compiler.static, compiler.dynamic, "match", "users", False)
+
+
 def _index_only(stream: EventStream, since: bool) -> bool:
     """A count of this stream needs nothing but the profile row's name and timestamp."""
     window = stream.window
@@ -625,6 +646,28 @@ class Evaluator:
             self._cache.clear()
         self._cache[key] = (query, compiled)
         return compiled
+
+    def profiles_with_matching_events(self, query: Query, seqs: Sequence[int], *, at: datetime,
+                                      conn: sqlite3.Connection) -> set[str] | None:
+        """The profiles of the events `seqs` that belong to one of the query's event streams (name, window and
+        `where()` applied to the event), or None when the query has no per-event filter (the event name says
+        it all) or a filter reads more than the event itself (traits, other events)."""
+        key = (id(query), "match")
+        hit = self._cache.get(key)
+        if hit is None or hit[0] is not query:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            hit = self._cache[key] = (query, _compile_match(query))
+        compiled = hit[1]
+        if compiled is None:
+            return None
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=timezone.utc)
+        params = dict(compiled.static)
+        for name, fn in compiled.dynamic:
+            params[name] = fn(at)
+        params["seqs"] = json.dumps(list(seqs))
+        return {row[0] for row in conn.execute(compiled.sql, params)}
 
     def sql(self, query: Query, *, realtime: bool = False, since: bool = False) -> str:
         """The SQL a query compiles to (for debugging and the dashboard)."""
