@@ -152,3 +152,45 @@ def test_matched_presets_are_the_same(preset_set: str, event: dict) -> None:
     ours = [p.name for p in braze_cloud.match_presets(event, preset_set)]
     assert ours == [p.name for p in ref_cloud.match_presets(event, preset_set)]
     assert ours == [p.name for p in braze_cloud.match_presets(event, preset_set)]  # memoised answer, same again
+
+
+# -- the payload check on random payloads (more coercions, formats and nesting than mapped events reach) -----------
+
+_FIELD_KEYS = st.sampled_from([
+    "product_id", "product_name", "variant_id", "price", "quantity", "currency", "image_url", "product_url",
+    "alias_name", "alias_label", "latitude", "longitude", "app_id", "token", "device_id", "subscription_group_id",
+    "subscription_state", "code", "amount", "id", "likes", "num_friends", "10", "x"])
+_CHECKED_VALUES = st.recursive(_SCALARS, lambda children: st.one_of(
+    st.lists(children, max_size=3), st.dictionaries(_FIELD_KEYS, children, max_size=5)), max_leaves=10)
+_ALL_FIELDS = [*braze_cloud.ACTION_FIELDS.values(), braze_cohorts.SYNC_AUDIENCES_FIELDS]
+_REF_FIELDS = [*ref_cloud.ACTION_FIELDS.values(), ref_cohorts.SYNC_AUDIENCES_FIELDS]
+
+
+def _checked(check, payload: dict, fields: dict, single: bool) -> tuple:
+    try:
+        return "ok", json.dumps(check(payload, fields, single), default=repr)
+    except Exception as error:
+        return type(error).__name__, str(error), getattr(error, "status", None), getattr(error, "code", None)
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(st.integers(0, len(_ALL_FIELDS) - 1), st.data(), st.booleans())
+def test_payload_check_answers_like_the_interpretation(which: int, data: st.DataObject, single: bool) -> None:
+    from emulator.segment.destinations import base
+    from .reference import base as ref_base
+    keys = st.sampled_from([*_ALL_FIELDS[which], "extra"])
+    payload = data.draw(st.dictionaries(keys, _CHECKED_VALUES, max_size=12))
+    assert _checked(base.check_payload, payload, _ALL_FIELDS[which], single) == \
+        _checked(ref_base.check_payload, payload, _REF_FIELDS[which], single)
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(st.one_of(_SCALARS, st.floats(-1e14, 1e15), st.datetimes().map(lambda d: d.isoformat(timespec="milliseconds") + "Z"),
+                 st.text(alphabet="0123456789-:TZ. +", max_size=26)))
+def test_dates_read_and_written_like_the_interpretation(value: Any) -> None:
+    from emulator.segment.destinations import base
+    from .reference import base as ref_base
+    assert _outcome(base.to_iso, value) == _outcome(ref_base.to_iso, value)
+    if isinstance(value, str):
+        for fmt, (check, _) in base._FORMATS.items():
+            assert check(value) == ref_base._FORMATS[fmt][0](value)

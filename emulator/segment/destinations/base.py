@@ -343,12 +343,12 @@ class _Condition:
         self.conditions = tuple((c["fieldKey"], c["operator"] == "is", c.get("value")) for c in condition["conditions"])
 
     def applies(self, payload: dict) -> bool:
-        results = []
-        for key, is_, value in self.conditions:
+        for key, is_, value in self.conditions:  # comparing JSON values has no side effect: stop at the answer
             present = key in payload
             equal = present and payload[key] == value
-            results.append(equal if is_ else (present and not equal))
-        return any(results) if self.any else all(results)
+            if bool(equal if is_ else (present and not equal)) is self.any:
+                return self.any
+        return not self.any
 
 
 _DIRECT_CLASSES: dict[str, tuple[type, ...]] = {
@@ -553,17 +553,21 @@ def _check_object(obj: dict, plan: _Fields, path: str, title: str | None, errors
         if key not in obj:
             errors.append(f"{_preamble(path, title)} is missing the required field '{key}'.")
     fields = plan.fields
-    if not additional:
-        obj = {k: v for k, v in obj.items() if k in fields}  # removeAdditional: true
-        out = obj  # already a copy: its values are replaced below, its keys are not
-    else:
-        out = dict(obj)
-    for key, field in plan.members:
-        if key in obj:
-            value = obj[key]
-            if field.plain and value.__class__ in field.direct:
-                continue  # `_check_value` would give it back as it is (and `out` already holds it)
-            out[key] = _check_value(value, field, path, key, errors)
+    # removeAdditional: true (unless the object allows more); `out` is a copy whose values are replaced below.
+    out = dict(obj) if additional else {k: v for k, v in obj.items() if k in fields}
+    # Checked in the object's order (it has fewer keys than there are fields). ajv reports in the fields' order: an
+    # object with something to report is checked again in that order (a refused event: rare). `obj` is not modified.
+    reported = len(errors)
+    for key, value in obj.items():
+        field = fields.get(key)
+        if field is None or (field.plain and value.__class__ in field.direct):
+            continue  # `_check_value` would give it back as it is (and `out` already holds it)
+        out[key] = _check_value(value, field, path, key, errors)
+    if len(errors) > reported:
+        del errors[reported:]
+        for key, field in plan.members:
+            if key in obj:
+                out[key] = _check_value(obj[key], field, path, key, errors)
     return out
 
 
