@@ -99,8 +99,8 @@ AUDIENCES = [
     {"key": "c_or_a3", "query": "event('C').where(property('n') >= 3).count() >= 1 OR "
                                 "event('A').where(property('n') = 3).count() >= 2"},
 ]
-_ids = st.fixed_dictionaries({}, optional={"userId": st.sampled_from(["u1", "u2", "u3"]),
-                                           "anonymousId": st.sampled_from(["x1", "x2", "x3"])}).filter(bool)
+_ids = st.fixed_dictionaries({}, optional={"userId": st.sampled_from(["u1", "u2", "u3", "u4", "u5", "u6"]),
+                                           "anonymousId": st.sampled_from(["x1", "x2", "x3", "x4"])}).filter(bool)
 _message = st.one_of(
     st.builds(lambda ids, e, n: {"type": "track", "event": e, "properties": {"n": n}, **ids},
               _ids, st.sampled_from(["A", "B", "C"]), st.integers(0, 4)),
@@ -114,8 +114,8 @@ _message = st.one_of(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.lists(_message, min_size=1, max_size=4), min_size=1, max_size=6))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_message, min_size=1, max_size=16), min_size=1, max_size=5))
 def test_realtime_membership_always_equals_a_full_evaluation(batches):
     with sandbox_with(*AUDIENCES) as sb:
         computations = sb.engage.computations
@@ -157,3 +157,17 @@ def test_a_store_written_before_migration_7_is_upgraded_with_its_events_names(tm
     with Sandbox(path=path, config={"segment": {"audiences": [viewers]}}) as sb:
         assert sb.store.version == 7
         assert member_ids(sb, "viewers") == ["u1"]
+
+
+def test_in_a_large_batch_only_events_passing_a_filter_move_profiles_and_all_of_them_do():
+    big_orders = {"key": "big_orders", "query": "event('Order Completed').where(property('revenue') > 100).count() >= 1"}
+    few_small = {"key": "few_small", "query": "event('Order Completed').where(property('revenue') <= 100).count() <= 1"
+                                              " AND event('Order Completed').count() >= 1"}
+    with sandbox_with(big_orders, few_small) as sb:
+        users = [f"u{i}" for i in range(8)]
+        sb.segment.ingest([{**track("Order Completed", userId=u), "properties": {"revenue": 50}} for u in users])
+        assert member_ids(sb, "big_orders") == [] and member_ids(sb, "few_small") == sorted(users)
+        sb.segment.ingest([{**track("Order Completed", userId=u), "properties": {"revenue": 500 if i % 2 else 20}}
+                           for i, u in enumerate(users)])
+        assert member_ids(sb, "big_orders") == sorted(users[1::2])
+        assert member_ids(sb, "few_small") == sorted(users[1::2])

@@ -291,8 +291,9 @@ class Computations:
                 by_events: set[str] = set()
                 for name in triggers.events:
                     by_events |= by_event.get(name, set())
-                if by_events:
-                    # with per-event filters, only the events that pass them can change the value
+                if len(by_events) > 3:
+                    # with per-event filters, only the events that pass them can change the value (one statement
+                    # over the batch; for a few profiles, evaluating them is as cheap)
                     matching = self.evaluator.profiles_with_matching_events(
                         definition.query, [m["_seq"] for m in messages if m.get("_profile") in by_events],
                         at=self._now(), conn=conn)
