@@ -200,26 +200,29 @@ class Outbox:
                     rows.append(self._row(destination, message, now, event_seq=message["_seq"]))
         self._insert(conn, rows)
 
-    def enqueue(self, conn: "sqlite3.Connection", destination_name: str, messages: Iterable[dict]) -> int:
-        """Engage messages (or any message not in the source event log) for one destination."""
+    def enqueue(self, conn: "sqlite3.Connection", destination_name: str, messages: list[dict],
+                texts: list[str] | None = None) -> int:
+        """Engage messages (or any message not in the source event log) for one destination; `texts`: their JSON,
+        when the caller has it already."""
         destination = self.destinations.get(destination_name)
         if destination is None:
             return 0
         now = iso(self.sandbox.clock.now())
-        rows = [self._row(destination, message, now, stored=message) for message in messages]
+        if texts is None:
+            texts = [json.dumps(_strip(message)) for message in messages]
+        rows = [self._row(destination, message, now, stored=text) for message, text in zip(messages, texts)]
         self._insert(conn, rows)
         return len(rows)
 
     def _row(self, destination: Destination, message: dict, now: str, event_seq: int | None = None,
-             stored: dict | None = None) -> tuple:
+             stored: str | None = None) -> tuple:
         if not destination.wants(message):
             status, error = "filtered", "the message's integrations object turns this destination off"
         elif not destination.subscribed(message):
             status, error = "filtered", "no mapping of this destination subscribes to the event"
         else:
             status, error = "pending", None
-        body = json.dumps({k: v for k, v in stored.items() if not k.startswith("_")}) if stored else None
-        return (destination.name, message["messageId"], event_seq, body, status, now, now,
+        return (destination.name, message["messageId"], event_seq, stored, status, now, now,
                 now if status == "filtered" else None, error)
 
     @staticmethod

@@ -399,7 +399,7 @@ class Computations:
         if not changes or not connections:
             return
         identities = self._identities(conn, [pid for pid, _, _ in changes])
-        by_destination: dict[str, list[dict]] = {}
+        by_destination: dict[str, list[tuple[dict, str]]] = {}
         records = []
         for profile_id, value, entered in changes:
             identity = identities.get(profile_id) or Identity(None, None, ())
@@ -409,13 +409,14 @@ class Computations:
                 for message in build_messages(definition, connection, identity, value, entered=entered,
                                               fan_out=spread, space_id=self.space_id, now=at,
                                               new_message_id=lambda: self.sandbox.ids.token("personas_")):
-                    by_destination.setdefault(connection.destination, []).append(message)
+                    text = json.dumps(message)  # once: the Engage debugger and the outbox keep the same text
+                    by_destination.setdefault(connection.destination, []).append((message, text))
                     records.append((message["messageId"], definition.id, profile_id, connection.destination,
-                                    message["type"], message.get("event"), at, json.dumps(message)))
+                                    message["type"], message.get("event"), at, text))
         conn.executemany("INSERT INTO engage_messages (message_id, definition_id, profile_id, destination, type,"
                          " event, at, message) VALUES (?,?,?,?,?,?,?,?)", records)
         for destination, messages in by_destination.items():
-            self.sandbox.outbox.enqueue(conn, destination, messages)
+            self.sandbox.outbox.enqueue(conn, destination, [m for m, _ in messages], texts=[t for _, t in messages])
 
     def _identities(self, conn: "sqlite3.Connection", profile_ids: list[str]) -> dict[str, Identity]:
         rows: dict[str, list[dict]] = {}
