@@ -335,9 +335,9 @@ class Computations:
              members_stay: set[str] | None = None) -> Definition:
         now = self._now()
         at = iso(now)
-        previous = self._previous(conn, definition, profile_ids)
+        previous = self._previous(conn, definition, profile_ids)  # stored JSON text per profile
         if members_stay and profile_ids is not None:
-            profile_ids = [p for p in profile_ids if not (p in members_stay and previous.get(p) is True)]
+            profile_ids = [p for p in profile_ids if not (p in members_stay and previous.get(p) == "true")]
         values = self.evaluator.evaluate(
             definition.query, at=now, profile_ids=profile_ids, conn=conn,
             since=None if definition.backfill else definition.created_at,
@@ -346,10 +346,13 @@ class Computations:
         for profile_id, value in values.items():
             old = previous.get(profile_id, _MISSING)
             if definition.kind == AUDIENCE:
-                member, was = bool(value), old is True
+                member, was = bool(value), old == "true"
                 if member != was and (member or old is not _MISSING):
                     changes.append((profile_id, member, member))
-            elif value is not None and (old is _MISSING or old != value):
+                continue
+            if old is not _MISSING:
+                old = _decode(old)
+            if value is not None and (old is _MISSING or old != value):
                 changes.append((profile_id, value, None))
             elif value is None and old is not _MISSING:
                 conn.execute("DELETE FROM engage_traits WHERE profile_id = ? AND key = ? AND class = ?",
@@ -367,7 +370,7 @@ class Computations:
         first_sync = set(first_sync_for)
         if first_sync:
             # A first sync sends every current member (or every value), not only what changed just now.
-            current = self._previous(conn, definition, None)
+            current = {pid: _decode(v) for pid, v in self._previous(conn, definition, None).items()}
             members = [(pid, v, True if definition.kind == AUDIENCE else None) for pid, v in current.items()
                        if (v is True if definition.kind == AUDIENCE else v is not None)]
             self._emit(conn, definition, members, [c for c in definition.connections if c.destination in first_sync],
@@ -380,18 +383,20 @@ class Computations:
         return self.definitions.mark_run(conn, definition, at if profile_ids is None else definition.computed_at or at,
                                          next_run, synced)
 
-    def _previous(self, conn: "sqlite3.Connection", definition: Definition, profile_ids: list[str] | None) -> dict:
+    def _previous(self, conn: "sqlite3.Connection", definition: Definition,
+                  profile_ids: list[str] | None) -> dict[str, str]:
+        """The stored value of each profile as JSON text (decoded only where needed: audiences are 'true'/'false')."""
         sql = "SELECT profile_id, value FROM engage_traits WHERE key = ? AND class = ?"
         params: list[Any] = [definition.key, definition.trait_class]
         if profile_ids is None:
-            return {pid: _decode(v) for pid, v in conn.execute(sql, params)}
-        result = {}
+            return dict(conn.execute(sql, params).fetchall())
+        result: dict[str, str] = {}
         for start in range(0, len(profile_ids), _CHUNK):
             chunk = profile_ids[start:start + _CHUNK]
             # `+key`: look the few profiles up by primary key instead of scanning every profile with this key.
-            result.update((pid, _decode(v)) for pid, v in conn.execute(
+            result.update(conn.execute(
                 f"SELECT profile_id, value FROM engage_traits WHERE profile_id IN ({','.join('?' * len(chunk))})"
-                " AND +key = ? AND class = ?", [*chunk, *params]))
+                " AND +key = ? AND class = ?", [*chunk, *params]).fetchall())
         return result
 
     def _emit(self, conn: "sqlite3.Connection", definition: Definition, changes: list[tuple[str, Any, bool | None]],
