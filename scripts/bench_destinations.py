@@ -5,7 +5,10 @@ normalized events (identify with traits, track, Order Completed with products; a
 planned in chunks of 750 like the outbox (`PLAN_ROWS`). Prints the median of several runs and a digest of everything
 planned (bodies, headers, refusals), which must not change when the mapping code is optimised.
 
-    python scripts/bench_destinations.py [--events 6000] [--runs 7]
+    python scripts/bench_destinations.py [--events 6000] [--runs 7] [--reference]
+
+`--reference` also runs the frozen pre-optimisation modules (tests/destinations/reference/) in the same minute:
+same digests expected, and a before/after figure not skewed by the load of a shared machine.
 """
 from __future__ import annotations
 
@@ -14,7 +17,10 @@ import hashlib
 import json
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
+from typing import Callable
 
 from emulator.segment.destinations import braze_cloud, braze_cohorts
 from emulator.segment.destinations.base import Plan
@@ -103,45 +109,58 @@ def _chunks(events: list[dict]) -> list[list[dict]]:
     return [events[i:i + CHUNK] for i in range(0, len(events), CHUNK)]
 
 
-def run_cloud(events: list[dict], preset_set: str) -> list[Plan]:
+def run_cloud(events: list[dict], preset_set: str, cloud=braze_cloud) -> list[Plan]:
     settings = {**SETTINGS, "preset_set": preset_set}
-    return [braze_cloud.build_requests(chunk, settings, preset_set) for chunk in _chunks(events)]
+    return [cloud.build_requests(chunk, settings, preset_set) for chunk in _chunks(events)]
 
 
-def run_cohorts(events: list[dict]) -> list[Plan]:
+def run_cohorts(events: list[dict], cohorts=braze_cohorts) -> list[Plan]:
     plans = []
     for chunk in _chunks(events):
         by_key: dict[str, list[dict]] = {}  # the outbox plans each audience on its own (Destination._plan_cohorts)
         for event in chunk:
             by_key.setdefault(event["context"]["personas"]["computation_key"], []).append(event)
         for key, group in by_key.items():
-            plans.append(braze_cohorts.build_requests(group, {"client_secret": "s", "endpoint": "http://braze.test",
+            plans.append(cohorts.build_requests(group, {"client_secret": "s", "endpoint": "http://braze.test",
                                                               "personas_audience_key": key}, set()))
     return plans
 
 
-def measure(name: str, fn, events: list[dict], runs: int) -> None:
-    fn(events)  # warm caches
-    timings = []
+def measure(name: str, variants: list[tuple[str, Callable[[list[dict]], list[Plan]]]], events: list[dict],
+            runs: int) -> None:
+    """Time each variant `runs` times, the variants taking turns (a burst of load on the machine hits them alike)."""
+    timings: dict[str, list[float]] = {label: [] for label, _ in variants}
+    for _, fn in variants:
+        fn(events)  # warm caches
     for _ in range(runs):
-        started = time.perf_counter()
-        fn(events)
-        timings.append((time.perf_counter() - started) * 1e6 / len(events))
-    hasher = hashlib.sha256()
-    _digest(fn(events), hasher)
-    print(f"{name:<28} median {statistics.median(timings):7.1f} µs/event  (min {min(timings):.1f}, "
-          f"{len(events):,} events x {runs} runs)  digest {hasher.hexdigest()[:16]}")
+        for label, fn in variants:
+            started = time.perf_counter()
+            fn(events)
+            timings[label].append((time.perf_counter() - started) * 1e6 / len(events))
+    for label, fn in variants:
+        hasher = hashlib.sha256()
+        _digest(fn(events), hasher)
+        print(f"{label + name:<38} median {statistics.median(timings[label]):7.1f} µs/event  "
+              f"(min {min(timings[label]):.1f}, {len(events):,} events x {runs} runs)  digest {hasher.hexdigest()[:16]}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=6000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--reference", action="store_true", help="also time the frozen pre-optimisation modules")
     args = parser.parse_args()
-    cloud = cloud_events(args.events)
-    measure("braze cloud (classic)", lambda ev: run_cloud(ev, "classic"), cloud, args.runs)
-    measure("braze cloud (current)", lambda ev: run_cloud(ev, "current"), cloud, args.runs)
-    measure("braze cohorts", run_cohorts, cohort_events(args.events), args.runs)
+    cloud, cohorts = cloud_events(args.events), cohort_events(args.events)
+    modules = [("", braze_cloud, braze_cohorts)]
+    if args.reference:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from destinations.reference import braze_cloud as ref_cloud, braze_cohorts as ref_cohorts
+        modules.append(("reference ", ref_cloud, ref_cohorts))
+    for preset_set in ("classic", "current"):
+        measure(f"braze cloud ({preset_set})",
+                [(label, lambda ev, c=c: run_cloud(ev, preset_set, c)) for label, c, _ in modules], cloud, args.runs)
+    measure("braze cohorts", [(label, lambda ev, h=h: run_cohorts(ev, h)) for label, _, h in modules], cohorts,
+            args.runs)
 
 
 if __name__ == "__main__":

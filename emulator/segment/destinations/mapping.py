@@ -326,6 +326,9 @@ class Subscription:
         self._tree = self._parse_or()
         if self._pos != len(self._tokens):
             raise ValueError(f"cannot parse subscription {text!r}")
+        # Top-level fields only (`type`, `event`): the answer for an event is memoised on their values.
+        self._memo_fields = self.fields if all("." not in f for f in self.fields) else None
+        self._memo: dict[tuple, bool] = {}
 
     @staticmethod
     def _tokenize(text: str) -> list[tuple[str, str]]:
@@ -380,7 +383,19 @@ class Subscription:
         return (op, value, literal[1:-1].replace('\\"', '"'))
 
     def matches(self, event: dict) -> bool:
-        return self._eval(self._tree, event)
+        fields = self._memo_fields
+        if fields is None or event.__class__ is not dict:
+            return self._eval(self._tree, event)
+        key = tuple([event.get(f, UNDEFINED) for f in fields])  # what `get(event, f)` reads from a dict
+        answer = self._memo.get(key)
+        if answer is None:
+            answer = self._eval(self._tree, event)
+            # Only string / null / absent values are kept (hashable, compared by value; few distinct ones).
+            if all(v.__class__ is str or v is None or v is UNDEFINED for v in key):
+                if len(self._memo) >= 4096:
+                    self._memo.clear()
+                self._memo[key] = answer
+        return answer
 
     @property
     def fields(self) -> tuple[str, ...]:
