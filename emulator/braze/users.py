@@ -250,7 +250,7 @@ def _lower(value: Any) -> str | None:
 
 
 # --- validation of one object ---------------------------------------------------------------------------
-@dataclass
+@dataclass(slots=True)
 class Target:
     """Who an object is about: the identifier kind and value, and whether it may create a profile."""
 
@@ -672,6 +672,8 @@ def _occurred(obj: dict, now_text: str) -> str:
 
 
 def _unknown_keys(obj: dict, allowed: set) -> None:
+    if allowed.issuperset(obj):
+        return
     for key in obj:
         if key not in allowed:
             raise ObjectError(f"'{str(key)[:64]}' is not a valid field")
@@ -712,10 +714,12 @@ def parse_purchase(obj: dict, now_text: str) -> tuple[Target, dict]:
 
 # --- /users/track -----------------------------------------------------------------------------------------
 ARRAYS = ("attributes", "events", "purchases")
+_PARSERS: dict[str, Callable[[dict, str], tuple]] = {
+    "attributes": lambda obj, _now_text: parse_attributes(obj), "events": parse_event, "purchases": parse_purchase}
 # Lengths the variable lists of a statement are padded to (repeating an item), so a handful of statements are
 # prepared once and then found in the connection's statement cache.
 _PAD_SIZES = (4, 8, 16, 32, 64, 128, 256)
-_ROW_COLUMNS = "SELECT external_id, total_revenue, profile, custom, braze_id, email, phone FROM braze_users"
+_ROW_COLUMNS = "SELECT external_id, total_revenue, profile, custom, braze_id, email, phone, rowid FROM braze_users"
 
 
 def _padded(items: list) -> list:
@@ -725,12 +729,12 @@ def _padded(items: list) -> list:
 
 class _Row:
     """A `braze_users` row as the request has left it so far. `fields`/`custom` are parsed on first use (an
-    event or purchase only needs updated_at, updated_seq and total_revenue)."""
+    event or purchase only needs updated_at, updated_seq and total_revenue); `texts` are their JSON as stored."""
 
-    __slots__ = ("braze_id", "external_id", "revenue", "texts", "contact", "fields", "custom", "stored", "changed",
-                 "seq", "random_bucket")
+    __slots__ = ("braze_id", "external_id", "revenue", "texts", "contact", "fields", "custom", "parsed", "stored",
+                 "fields_changed", "custom_changed", "seq", "random_bucket", "rowid")
 
-    def __init__(self, braze_id: str, external_id: str | None, revenue: float, texts: tuple[str, str] | None,
+    def __init__(self, braze_id: str, external_id: str | None, revenue: float, texts: tuple[str, str],
                  stored: bool, contact: tuple = (None, None)) -> None:
         self.braze_id = braze_id
         self.external_id = external_id
@@ -739,10 +743,13 @@ class _Row:
         self.contact = contact  # the email and phone columns as stored
         self.fields: dict = {}
         self.custom: dict = {}
+        self.parsed = not stored
         self.stored = stored  # in the table already (else INSERT at flush)
-        self.changed = not stored  # fields/custom changed since the last flush
+        # changed since the last flush (else the stored text is written again: no json.dumps)
+        self.fields_changed = self.custom_changed = not stored
         self.seq = 0
         self.random_bucket = 0
+        self.rowid: int | None = None  # the UPDATEs find the row by rowid (no braze_id index lookup)
 
 
 _scan_json = json.JSONDecoder().scan_once
@@ -810,15 +817,29 @@ class _Writes:
             if data is None:
                 data = self.conn.execute(f"{_ROW_COLUMNS} WHERE braze_id = ?", (braze_id,)).fetchone()
             row = self.rows[braze_id] = _Row(braze_id, data[0], data[1], (data[2], data[3]), True, data[5:7])
+            row.rowid = data[7]
         return row
 
-    def parsed(self, row: _Row) -> _Row:
-        """The row with fields/custom as dicts, about to be changed."""
-        if row.texts is not None:
+    def attributes(self, row: _Row, ops: list[tuple]) -> None:
+        """An attributes object on a stored profile: `Profiles.load`, `apply_attribute_ops`, `Profiles.save`."""
+        if not row.parsed:
             row.fields, row.custom = _loads(row.texts[0]), _loads(row.texts[1])
-            row.texts = None
-        row.changed = True
-        return row
+            row.parsed = True
+        fields = row.fields
+        for op in ops:
+            kind = op[0]
+            if kind == "std":
+                # setting a string field to the string it holds changes nothing (not even the key order)
+                current = fields.get(op[1])
+                if not (type(current) is str and type(op[2]) is str and current == op[2]):
+                    row.fields_changed = True
+            elif kind == "std_unset":
+                if op[1] in fields:
+                    row.fields_changed = True
+            else:
+                row.custom_changed = True
+        apply_attribute_ops(row, ops)
+        self.bump(row)
 
     # --- writing -------------------------------------------------------------------------------------
     def bump(self, row: _Row) -> None:
@@ -833,7 +854,7 @@ class _Writes:
         """A new profile (`Profiles.new`: braze_id, then random_bucket, from the sandbox RNG), counted as inserted."""
         ids = self.sandbox.ids
         braze_id = ids.hex(24)
-        row = _Row(braze_id, external_id, 0.0, None, False)
+        row = _Row(braze_id, external_id, 0.0, ("{}", "{}"), False)
         row.random_bucket = ids.randint(0, 9999)
         self.ids[external_id] = braze_id
         self.rows[braze_id] = row
@@ -857,33 +878,36 @@ class _Writes:
         if self.dirty:
             inserts, saves, saves_contact, touches = [], [], [], []
             for row in self.dirty.values():
-                if not row.stored:
-                    row.contact = (_lower(row.fields.get("email")), row.fields.get("phone"))
-                    inserts.append((row.braze_id, row.external_id, *row.contact, row.random_bucket, now_text,
-                                    now_text, row.seq, json.dumps(row.fields), json.dumps(row.custom), row.revenue))
-                elif row.changed:
-                    # external_id never changes here; email/phone are set only when they do (fewer index writes)
+                if row.fields_changed or row.custom_changed:
+                    row.texts = (json.dumps(row.fields) if row.fields_changed else row.texts[0],
+                                 json.dumps(row.custom) if row.custom_changed else row.texts[1])
                     contact = (_lower(row.fields.get("email")), row.fields.get("phone"))
-                    save = (now_text, row.seq, json.dumps(row.fields), json.dumps(row.custom), row.revenue, row.braze_id)
-                    if contact == row.contact:
-                        saves.append(save)
+                    if not row.stored:
+                        inserts.append((row.braze_id, row.external_id, *contact, row.random_bucket, now_text,
+                                        now_text, row.seq, *row.texts, row.revenue))
                     else:
-                        saves_contact.append(contact + save)
-                        row.contact = contact
+                        # external_id never changes here; email/phone are set only when they do (fewer index writes)
+                        save = (now_text, row.seq, *row.texts, row.revenue, self._rowid(row))
+                        if contact == row.contact:
+                            saves.append(save)
+                        else:
+                            saves_contact.append(contact + save)
+                    row.contact = contact
                 else:
-                    touches.append((now_text, row.seq, row.revenue, row.braze_id))
-                row.stored, row.changed = True, False
+                    touches.append((now_text, row.seq, row.revenue, self._rowid(row)))
+                row.stored = True
+                row.fields_changed = row.custom_changed = False
             if inserts:
                 conn.executemany(USER_INSERT, inserts)
             if saves:
                 conn.executemany("UPDATE braze_users SET updated_at = ?, updated_seq = ?, profile = ?, custom = ?, "
-                                 "total_revenue = ? WHERE braze_id = ?", saves)
+                                 "total_revenue = ? WHERE rowid = ?", saves)
             if saves_contact:
                 conn.executemany("UPDATE braze_users SET email = ?, phone = ?, updated_at = ?, updated_seq = ?, "
-                                 "profile = ?, custom = ?, total_revenue = ? WHERE braze_id = ?", saves_contact)
+                                 "profile = ?, custom = ?, total_revenue = ? WHERE rowid = ?", saves_contact)
             if touches:
                 conn.executemany("UPDATE braze_users SET updated_at = ?, updated_seq = ?, total_revenue = ? "
-                                 "WHERE braze_id = ?", touches)
+                                 "WHERE rowid = ?", touches)
             self.dirty = {}
         if self.events:
             conn.executemany(EVENT_UPSERT, self.events)
@@ -893,6 +917,12 @@ class _Writes:
             self.purchases = []
         if self.occurrences:
             self._flush_occurrences()
+
+    def _rowid(self, row: _Row) -> int:
+        if row.rowid is None:  # inserted by an earlier flush of this request
+            row.rowid = self.conn.execute("SELECT rowid FROM braze_users WHERE braze_id = ?",
+                                          (row.braze_id,)).fetchone()[0]
+        return row.rowid
 
     def _flush_occurrences(self) -> None:
         """Each occurrence was `DELETE` (rows of its key older than the horizon), then `INSERT`. New rows are never
@@ -1016,8 +1046,7 @@ class UserTrack:
                 row = writes.create(target.value)  # a new profile is written once, with its attributes
                 apply_attribute_ops(row, ops)
                 continue
-            apply_attribute_ops(writes.parsed(row), ops)
-            writes.bump(row)
+            writes.attributes(row, ops)
         for target, event in plans["events"]:
             if target.kind != "external_id":
                 writes.slow(lambda: self._event_one(target, event))
@@ -1062,16 +1091,12 @@ class UserTrack:
         plans: dict[str, list] = {name: [] for name in ARRAYS}
         for name in present:
             plan = plans[name]
+            parse = _PARSERS[name]
             for index, obj in enumerate(body[name]):
                 try:
                     if not isinstance(obj, dict):
                         raise ObjectError(f"each item of '{name}' must be an object")
-                    if name == "events":
-                        plan.append(parse_event(obj, now_text))
-                    elif name == "attributes":
-                        plan.append(parse_attributes(obj))
-                    else:
-                        plan.append(parse_purchase(obj, now_text))
+                    plan.append(parse(obj, now_text))
                 except ObjectError as exc:
                     problems.append(errors.object_error(exc.type, name, index))
         if not any(plans.values()):
