@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from emulator.segment.destinations.base import (
     BAD_REQUEST, MISSING_REQUIRED_FIELDS, PAYLOAD_TOO_LARGE, PAYLOAD_VALIDATION_FAILED, RETRYABLE_ERROR, USER_AGENT,
@@ -150,6 +150,9 @@ UPDATE_USER_PROFILE_FIELDS: dict[str, dict] = {
 # utils.ts omits the *Track Purchase* action's field names from the traits (it imports ./trackPurchase), plus three.
 RESERVED_TRAIT_KEYS = [*TRACK_PURCHASE_FIELDS, "firstName", "lastName", "avatar"]
 PRODUCT_RESERVED_KEYS = list(TRACK_PURCHASE_FIELDS["products"]["properties"])
+# The same as sets, for `_omit` (object keys are strings: membership is the same, without a scan per key).
+_RESERVED_TRAITS = frozenset(RESERVED_TRAIT_KEYS)
+_RESERVED_PRODUCT_KEYS = frozenset(PRODUCT_RESERVED_KEYS)
 
 # -- ecommerce (beta) fields: ecommerce/fields.ts ------------------------------------------------------------------
 
@@ -384,7 +387,7 @@ def _update_only(payload: dict, update_only: bool) -> Any:
     return True if update_only else _get(payload, "_update_existing_only")
 
 
-def _omit(obj: Any, keys: list[str]) -> dict:
+def _omit(obj: Any, keys: Collection[str]) -> dict:
     return {k: v for k, v in (obj or {}).items() if k not in keys} if isinstance(obj, dict) else {}
 
 
@@ -440,7 +443,7 @@ def track_purchase_objects(payload: dict, settings: dict, single: bool = True, u
         "currency": product.get("currency") if product.get("currency") is not None else "USD",
         "price": _get(product, "price"),
         "quantity": _get(product, "quantity"),
-        "properties": {**_omit(product, PRODUCT_RESERVED_KEYS), **event_properties},
+        "properties": {**_omit(product, _RESERVED_PRODUCT_KEYS), **event_properties},
     } for product in products]
 
 
@@ -454,7 +457,7 @@ def _remove_empty_object(obj: Any) -> Any:
 def user_profile_object(payload: dict, settings: dict, single: bool = True, update_only: bool = False) -> dict:
     """Traits spread as custom attributes (minus the reserved keys), then the profile fields, which win."""
     alias = _require_identity(payload, single)
-    attributes = _omit(payload.get("custom_attributes"), RESERVED_TRAIT_KEYS)
+    attributes = _omit(payload.get("custom_attributes"), _RESERVED_TRAITS)
     get = payload.get
     groups = payload.get("subscription_groups")
     profile = {
