@@ -393,10 +393,10 @@ class Computations:
         result: dict[str, str] = {}
         for start in range(0, len(profile_ids), _CHUNK):
             chunk = profile_ids[start:start + _CHUNK]
-            # `+key`: look the few profiles up by primary key instead of scanning every profile with this key.
+            # `+class`: the primary key (profile_id, key) for the few profiles, not the (key, class) index of all
             result.update(conn.execute(
                 f"SELECT profile_id, value FROM engage_traits WHERE profile_id IN ({','.join('?' * len(chunk))})"
-                " AND +key = ? AND class = ?", [*chunk, *params]).fetchall())
+                " AND key = ? AND +class = ?", [*chunk, *params]).fetchall())
         return result
 
     def _emit(self, conn: "sqlite3.Connection", definition: Definition, changes: list[tuple[str, Any, bool | None]],
