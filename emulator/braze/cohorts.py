@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from . import errors
@@ -82,7 +83,7 @@ class Cohorts:
             user_ids, device_ids = change.get("user_ids", []), change.get("device_ids", [])
             aliases = change.get("aliases", [])
             for ids in (user_ids, device_ids):
-                if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                if not isinstance(ids, list) or not all(map(isinstance, ids, repeat(str))):
                     raise errors.COHORT_CHANGES_INVALID
             if isinstance(aliases, dict):
                 aliases = [aliases]
@@ -103,10 +104,12 @@ class Cohorts:
                     return {}  # the destination's authentication test
                 raise errors.unknown_cohort(cohort_id)
             now = time_text(self.sandbox.clock.now())
+            # one SELECT for every user id of the request (membership changes do not move external ids)
+            found = self.profiles.by_external_ids([i for user_ids, *_ in parsed for i in user_ids])
             for user_ids, device_ids, aliases, remove in parsed:
                 members = []
                 for external_id in user_ids:
-                    braze_id = self.profiles.by_external_id(external_id)
+                    braze_id = found.get(external_id)
                     (members.append(braze_id) if braze_id else unknown["user_ids"].append(external_id))
                 unknown["device_ids"] += device_ids
                 for alias in aliases:

@@ -115,6 +115,16 @@ class Profiles:
     def by_external_id(self, external_id: str) -> str | None:
         return self._one("SELECT braze_id FROM braze_users WHERE external_id = ?", (external_id,))
 
+    def by_external_ids(self, external_ids: list[str]) -> dict[str, str]:
+        """external_id -> braze_id for those of `external_ids` that name a profile, in a few SELECTs."""
+        found: dict[str, str] = {}
+        wanted = list(dict.fromkeys(external_ids))
+        for start in range(0, len(wanted), _PAD_SIZES[-1]):
+            params = _padded(wanted[start:start + _PAD_SIZES[-1]])
+            found.update(self.conn.execute("SELECT external_id, braze_id FROM braze_users WHERE external_id IN "
+                                           f"({', '.join('?' * len(params))})", params))
+        return found
+
     def by_braze_id(self, braze_id: str) -> str | None:
         return self._one("SELECT braze_id FROM braze_users WHERE braze_id = ?", (braze_id,))
 
