@@ -73,9 +73,11 @@ _CONTEXT = st.fixed_dictionaries({}, optional={
     "device": st.fixed_dictionaries({"id": _SCALARS})})
 _EVENT_NAMES = st.sampled_from(["Order Completed", "Product Viewed", "Checkout Started", "Order Refunded",
                                 "Order Cancelled", "Clicked", "Audience Entered", "Audience Exited"])
+_TYPES = st.sampled_from(["track", "identify", "page"])
 EVENTS = st.fixed_dictionaries(
-    {"type": st.sampled_from(["track", "identify", "page"])},
-    optional={"event": _EVENT_NAMES, "userId": st.one_of(_SCALARS, st.sampled_from(["u1", "u2", "u3"])),
+    # Mostly the usual types and names; sometimes anything (a list is no string, and cannot key a memo).
+    {"type": st.one_of(_TYPES, _TYPES, _TYPES, _VALUES)},
+    optional={"event": st.one_of(_EVENT_NAMES, _EVENT_NAMES, _EVENT_NAMES, _VALUES), "userId": st.one_of(_SCALARS, st.sampled_from(["u1", "u2", "u3"])),
               "anonymousId": st.sampled_from(["a1", "a2"]), "receivedAt": _SCALARS, "timestamp": _SCALARS,
               "properties": st.one_of(_PROPERTIES, _VALUES), "traits": st.one_of(_TRAITS, _VALUES),
               "context": _CONTEXT})

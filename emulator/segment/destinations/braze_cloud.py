@@ -328,10 +328,10 @@ def match_presets(event: dict, preset_set: str = "classic") -> list[Preset]:
         # The subscriptions read only top-level fields (type, event): with string (or absent/null) values, the answer
         # depends on those values alone, and there are few of them.
         key = (name, *[event.get(f, UNDEFINED) for f in fields])
+        if not all(v.__class__ is str or v is None or v is UNDEFINED for v in key):
+            return [p for p in PRESETS[name] if p.matches(event)]  # only hashable, plain values are memoised
         matched = _MATCHES.get(key)
         if matched is None:
-            if not all(v.__class__ is str or v is None or v is UNDEFINED for v in key):
-                return [p for p in PRESETS[name] if p.matches(event)]
             if len(_MATCHES) >= 4096:
                 _MATCHES.clear()
             matched = _MATCHES[key] = tuple(p for p in PRESETS[name] if p.matches(event))

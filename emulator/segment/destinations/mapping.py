@@ -387,14 +387,13 @@ class Subscription:
         if fields is None or event.__class__ is not dict:
             return self._eval(self._tree, event)
         key = tuple([event.get(f, UNDEFINED) for f in fields])  # what `get(event, f)` reads from a dict
+        if not all(v.__class__ is str or v is None or v is UNDEFINED for v in key):
+            return self._eval(self._tree, event)  # only string / null / absent values are memoised (hashable)
         answer = self._memo.get(key)
         if answer is None:
-            answer = self._eval(self._tree, event)
-            # Only string / null / absent values are kept (hashable, compared by value; few distinct ones).
-            if all(v.__class__ is str or v is None or v is UNDEFINED for v in key):
-                if len(self._memo) >= 4096:
-                    self._memo.clear()
-                self._memo[key] = answer
+            if len(self._memo) >= 4096:
+                self._memo.clear()
+            answer = self._memo[key] = self._eval(self._tree, event)
         return answer
 
     @property
