@@ -290,11 +290,10 @@ class _Field:
     """A field definition with what the check needs worked out once (not per event): its JSON-schema types, the
     value classes that pass ajv's type check as they are, its items' and properties' definitions, its format."""
 
-    __slots__ = ("spec", "title", "types", "direct", "multiple", "allow_null", "nullable", "stringy", "item",
+    __slots__ = ("title", "types", "direct", "multiple", "allow_null", "nullable", "stringy", "item",
                  "properties", "additional", "choices", "str_choices", "format", "type_message", "plain")
 
     def __init__(self, spec: dict) -> None:
-        self.spec = spec
         self.title = spec.get("label")
         self.types = _schema_types(spec)
         # Exact classes `_has_type` accepts for these types ("integer" also needs the value to be whole: not listed).
