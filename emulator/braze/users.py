@@ -728,7 +728,7 @@ _PARSERS: dict[str, Callable[[dict, str], tuple]] = {
     "attributes": lambda obj, _now_text: parse_attributes(obj), "events": parse_event, "purchases": parse_purchase}
 # Lengths the variable lists of a statement are padded to (repeating an item), so a handful of statements are
 # prepared once and then found in the connection's statement cache.
-_PAD_SIZES = (4, 8, 16, 32, 64, 128, 256)
+_PAD_SIZES = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 _ROW_COLUMNS = "SELECT external_id, total_revenue, profile, custom, braze_id, email, phone, rowid FROM braze_users"
 
 
@@ -763,6 +763,29 @@ class _Row:
 
 
 _scan_json = json.JSONDecoder().scan_once
+_ENCODER = json.JSONEncoder()  # json.dumps' defaults
+
+
+def _dumps_many() -> Callable[[Any], str]:
+    """json.dumps (default arguments) for many values in a row: the C encoder json.dumps builds on every call,
+    built once. Its cycle markers are its own (one request, under the store lock) and dropped after an error."""
+    make = json.encoder.c_make_encoder
+    if make is None:
+        return json.dumps
+    markers: dict = {}
+    encode = make(markers, _ENCODER.default, json.encoder.encode_basestring_ascii, None, _ENCODER.key_separator,
+                  _ENCODER.item_separator, _ENCODER.sort_keys, _ENCODER.skipkeys, _ENCODER.allow_nan)
+
+    def dumps(value: Any) -> str:
+        if type(value) is not dict:
+            return json.dumps(value)
+        try:
+            return "".join(encode(value, 0))
+        except BaseException:
+            markers.clear()
+            raise
+
+    return dumps
 
 
 def _loads(text: str) -> Any:
@@ -886,11 +909,12 @@ class _Writes:
     def flush(self) -> None:
         conn, now_text = self.conn, self.now_text
         if self.dirty:
+            dumps = _dumps_many()
             inserts, saves, saves_contact, touches = [], [], [], []
             for row in self.dirty.values():
                 if row.fields_changed or row.custom_changed:
-                    row.texts = (json.dumps(row.fields) if row.fields_changed else row.texts[0],
-                                 json.dumps(row.custom) if row.custom_changed else row.texts[1])
+                    row.texts = (dumps(row.fields) if row.fields_changed else row.texts[0],
+                                 dumps(row.custom) if row.custom_changed else row.texts[1])
                     contact = (_lower(row.fields.get("email")), row.fields.get("phone"))
                     if not row.stored:
                         inserts.append((row.braze_id, row.external_id, *contact, row.random_bucket, now_text,
