@@ -590,26 +590,13 @@ def ecommerce_event(event: dict, settings: dict, preset_name: str = "Order Place
     return map_event(event, preset_by_name(preset_name, "current"), settings)[0]
 
 
-def js_key_order(value: Any) -> Any:
-    """JSON.stringify's key order: integer-like keys first, ascending, then the rest in insertion order."""
-    if isinstance(value, list):
-        return [js_key_order(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-
-    def is_index(key: str) -> bool:
-        return key.isdigit() and (key == "0" or not key.startswith("0")) and int(key) < 2**32 - 1
-
-    indexed = sorted((k for k in value if is_index(k)), key=int)
-    return {k: js_key_order(value[k]) for k in [*indexed, *(k for k in value if not is_index(k))]}
-
-
 def _is_index(key: str) -> bool:
+    """An array-index-like key, which JSON.stringify puts first in ascending order (then the rest in insertion order)."""
     return key.isdigit() and (key == "0" or not key.startswith("0")) and int(key) < 2**32 - 1
 
 
 def _sendable(value: Any) -> Any:
-    """`js_key_order(remove_undefined(value))` in one pass: fresh containers, UNDEFINED members dropped, and the keys
+    """`remove_undefined(value)` with JSON.stringify's key order, in one pass: fresh containers, UNDEFINED members dropped, and the keys
     reordered only in an object that has an integer-like one (rare: most objects are copied in order)."""
     if isinstance(value, dict):
         out = {}
