@@ -6,7 +6,9 @@
    custom attributes, then updates with increment and array add) and events; prints objects per second.
    The same through the in-process WSGI transport, for comparison.
    Then the mix the Segment destination sends (attributes, events with properties, purchases, on a pool of
-   known profiles) in-process: through the WSGI transport and straight through `sandbox.braze.track`.
+   known profiles) in-process: through the httpx WSGI transport, into the WSGI app as the pipeline's transport
+   calls it (JSON bytes, a delivery id, no HTTP client), and straight through `sandbox.braze.track`; and
+   `/partners/segment/cohorts/users` in-process.
 2. Segment membership for N profiles (default 100,000, made through `sandbox.braze.track`) with a 3-group filter
    (custom attribute AND custom event count, OR a purchase/number group, minus an exclusion group); prints
    the time of one evaluation at the sandbox clock.
@@ -14,7 +16,11 @@
 from __future__ import annotations
 
 import argparse
+import io
+import json
+import sys
 import time
+from typing import Any
 
 import httpx
 
@@ -73,6 +79,35 @@ def bench_mix_client(client: httpx.Client, requests: int) -> float:
     for body in bodies:
         response = client.post("/users/track", json=body)
         assert response.status_code == 201, response.text
+    return requests * 75 / (time.perf_counter() - started)
+
+
+def _call_app(app: Any, path: str, headers: dict[str, str], body: bytes) -> int:
+    """One POST to a WSGI app with a plain environ and no HTTP client, as the Segment destinations' in-process
+    transport sends it; answers the status."""
+    environ = {"REQUEST_METHOD": "POST", "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
+               "SERVER_NAME": "braze.emulator", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+               "HTTP_HOST": "braze.emulator", "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+               "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
+               "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+               **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}}
+    status: list[str] = []
+    result = app(environ, lambda code, _headers, _exc=None: status.append(code))
+    b"".join(result)
+    getattr(result, "close", lambda: None)()
+    return int(status[0].split(" ", 1)[0])
+
+
+def bench_mix_pipeline(sb: Sandbox, requests: int) -> float:
+    """The mix as the pipeline delivers it: compact JSON bytes, a delivery id, straight into the WSGI app."""
+    key = sb.config["braze"]["rest_api_keys"][0]
+    bodies = [json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() for body in _mix_bodies(requests)]
+    app = sb.braze_app
+    started = time.perf_counter()
+    for n, body in enumerate(bodies):
+        status = _call_app(app, "/users/track", {"Authorization": f"Bearer {key}", "X-Emulator-Delivery-Id": f"d{n}"},
+                           body)
+        assert status == 201, status
     return requests * 75 / (time.perf_counter() - started)
 
 
@@ -165,8 +200,11 @@ def main() -> None:
     with Sandbox(config=UNLIMITED) as sb, sb.braze_client() as client:
         mix_rate = bench_mix_client(client, args.requests)
     with Sandbox(config=UNLIMITED) as sb:
+        pipeline_rate = bench_mix_pipeline(sb, args.requests)
+    with Sandbox(config=UNLIMITED) as sb:
         direct_rate = bench_mix_direct(sb, args.requests)
     print(f"/users/track mix in-process WSGI (attributes, events with properties, purchases): {mix_rate:,.0f} objects/s")
+    print(f"/users/track mix into the WSGI app as the pipeline sends it (no HTTP client):     {pipeline_rate:,.0f} objects/s")
     print(f"/users/track mix through sandbox.braze.track (no HTTP layer):                    {direct_rate:,.0f} objects/s")
     with Sandbox(config=UNLIMITED) as sb:
         cohort_rate = bench_cohorts(sb, args.requests)
