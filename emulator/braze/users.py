@@ -805,8 +805,8 @@ class _Writes:
     one `max(updated_seq)` in the same order (every insert, save and touch took max + 1); a row's final
     profile/custom/updated_*/total_revenue are written once (total_revenue summed in the same order, so the same
     float); new rows are inserted in creation order (same rowids); event, purchase and occurrence statements are
-    the same statements in the same order through executemany. `updated_at` is the request's time: a manual
-    clock is the same at every write anyway.
+    the same statements in the same order through executemany. `created_at`/`updated_at` are the request's
+    time (a manual clock is the same at every write anyway; a real-time one differs by the request's duration).
     """
 
     def __init__(self, sandbox: "Sandbox", now: datetime) -> None:
@@ -816,7 +816,7 @@ class _Writes:
         self.horizon = occurrence_horizon(now)
         self.seq: int | None = None  # the last updated_seq handed out; read from the table when first needed
         self.ids: dict[str, str | None] = {}  # external_id -> braze_id (None: no such profile)
-        self.fetched: dict[str, tuple] = {}  # braze_id -> (external_id, total_revenue, profile, custom) as read
+        self.fetched: dict[str, tuple] = {}  # braze_id -> its `_ROW_COLUMNS` as read, until `find` takes it
         self.rows: dict[str, _Row] = {}
         self.dirty: dict[str, _Row] = {}  # insertion order: new rows in creation order
         self.events: list[tuple] = []
