@@ -621,7 +621,8 @@ def apply_attribute_ops(profile: Profile, ops: list[tuple]) -> None:
             custom[key] = (current if _is_number(current) else 0) + op[2]
         elif kind == "add_remove":
             current = list(custom.get(key)) if isinstance(custom.get(key), list) else []
-            current = [item for item in current if item not in op[3]]
+            if op[3]:
+                current = [item for item in current if item not in op[3]]
             custom[key] = _dedupe(current + op[2])[-ARRAY_LIMIT:]
         elif kind == "object_array":
             current = [item for item in custom.get(key, []) if isinstance(item, dict)] \
