@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any, Callable
 
+from emulator.segment.destinations.jsvalues import (clip, dayjs_ms, iso_string, json_numbers, number_string,
+                                                     to_number, ymd)
 from emulator.segment.destinations.mapping import UNDEFINED
 
 # Segment's request client sends this user agent on every destination request (fixture headers).
@@ -88,6 +89,10 @@ class PlannedRequest:
     batch: bool = False  # built by the action's performBatch (more than one event) rather than perform
     batch_events: list[int] = field(default_factory=list)  # every event of that batch, refused ones included
 
+    def __post_init__(self) -> None:
+        # JavaScript has one number type: 100.0 read from an event is 100 in what Segment sends
+        self.body = json_numbers(self.body)
+
     @property
     def url(self) -> str:
         return f"{self.endpoint.rstrip('/')}{self.path}"
@@ -128,44 +133,7 @@ class Plan:
         return self.requests[i]
 
 
-# -- dates (dayjs as the destinations use it) --------------------------------------------------------------------
-
-_DAYJS_PARSE = re.compile(r"^(\d{4})[-/]?(\d{1,2})?[-/]?(\d{0,2})[Tt\s]*(\d{1,2})?:?(\d{1,2})?:?(\d{1,2})?[.:]?(\d+)?$")
-
-
-def parse_date(value: Any) -> datetime | None:
-    """`dayjs(value)` for the inputs events carry: epoch milliseconds, ISO 8601, RFC 2822. Invalid -> None.
-
-    Strings without a zone are read as UTC (Segment's servers run in UTC; dayjs reads them as local time).
-    """
-    if isinstance(value, bool) or value is None or value is UNDEFINED:
-        return None
-    if isinstance(value, (int, float)):
-        try:
-            return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("z", "Z"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    except ValueError:
-        pass
-    # dayjs only tries its own pattern on strings not ending in Z (and skipping it avoids slow backtracking).
-    match = None if value[-1:] in ("z", "Z") else _DAYJS_PARSE.match(value)
-    if match:
-        y, mo, d, h, mi, s, ms = match.groups()
-        try:
-            return datetime(int(y), int(mo or 1), int(d or 1), int(h or 0), int(mi or 0), int(s or 0),
-                            int((ms or "0")[:3].ljust(3, "0")) * 1000, tzinfo=timezone.utc)
-        except ValueError:
-            return None
-    try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-
+# -- dates (dayjs as the destinations use it; JavaScript semantics in jsvalues) -----------------------------------------
 
 def to_iso(value: Any) -> Any:
     """`dayjs(value).toISOString()` (utils.ts `toISO8601`): null/undefined pass through, invalid -> undefined."""
@@ -179,24 +147,19 @@ def to_iso(value: Any) -> Any:
             return value
         except ValueError:
             pass
-    parsed = parse_date(value)
-    if parsed is None:
-        return UNDEFINED
-    utc = parsed.astimezone(timezone.utc)
-    if utc.year >= 1000:  # what strftime writes (it pads no year below 1000 on glibc: those keep strftime)
-        return (f"{utc.year}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}."
-                f"{utc.microsecond // 1000:03d}Z")
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    ms = dayjs_ms(value)
+    return UNDEFINED if ms is None else iso_string(ms)
 
 
 _CANONICAL_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
-def to_date(value: Any, fmt: str = "%Y-%m-%d") -> Any:
+def to_date(value: Any) -> Any:
+    """`dayjs(value).format('YYYY-MM-DD')` (utils.ts `toDateFormat`)."""
     if value is None or value is UNDEFINED:
         return value
-    parsed = parse_date(value)
-    return UNDEFINED if parsed is None else parsed.strftime(fmt)
+    ms = dayjs_ms(value)
+    return UNDEFINED if ms is None else ymd(ms)
 
 
 # -- the payload check -------------------------------------------------------------------------------------------
@@ -231,16 +194,13 @@ def _is_date_time(text: str) -> bool:
     return (h <= 23 and mi <= 59 and s <= 59) or (h, mi, s) == (23, 59, 60)
 
 
-def _is_date_like(value: Any) -> bool:
-    return parse_date(value) is not None or (isinstance(value, str) and _is_number_string(value))
-
-
-def _is_number_string(text: str) -> bool:
-    try:
-        float(text)
-        return text.strip() != "" and text.strip() == text
-    except ValueError:
-        return False
+def _is_date_like(value: str) -> bool:
+    """actions-core's `date-like` format: a string that is a number as JavaScript writes it is read as epoch seconds
+    (`dayjs.unix`; the 13-digit milliseconds branch is overwritten right after it), anything else through dayjs."""
+    number = to_number(value)
+    if number_string(number) == value:
+        return clip(number * 1000) is not None
+    return dayjs_ms(value) is not None
 
 
 def _remembered(check: Callable[[str], bool]) -> Callable[[str], bool]:
@@ -467,7 +427,7 @@ def _coerce(value: Any, types: list[str]) -> tuple[bool, Any]:
             if isinstance(value, bool):
                 return True, "true" if value else "false"
             if isinstance(value, (int, float)):
-                return True, _js_number_string(value)
+                return True, number_string(value)
             if value is None:
                 return True, ""
         elif t in ("number", "integer"):
@@ -476,9 +436,10 @@ def _coerce(value: Any, types: list[str]) -> tuple[bool, Any]:
                 number = int(value)
             elif value is None:
                 number = 0
-            elif isinstance(value, str) and value and _is_number_string(value):
-                f = float(value)
-                number = int(f) if f.is_integer() else f
+            elif isinstance(value, str) and value and to_number(value) == to_number(value):
+                # ajv: `data == +data` (JavaScript's Number(): surrounding spaces, 0x10, 1e3 all count)
+                f = to_number(value)
+                number = int(f) if f.is_integer() and abs(f) < 1e21 else f
             if number is not None and (t == "number" or float(number).is_integer()):
                 return True, number
         elif t == "boolean":
@@ -492,12 +453,6 @@ def _coerce(value: Any, types: list[str]) -> tuple[bool, Any]:
         elif t == "array":
             return True, [value]
     return False, value
-
-
-def _js_number_string(value: float) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _has_type(value: Any, types: list[str]) -> bool:

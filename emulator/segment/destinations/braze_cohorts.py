@@ -16,9 +16,10 @@ from typing import Any, Callable
 
 from emulator.segment.destinations.base import (
     PAYLOAD_VALIDATION_FAILED, USER_AGENT, DestinationRefusal, EventOutcome, Plan, PlannedRequest, check_payload,
-    http_error_code, parse_date, reason_phrase,
+    http_error_code, reason_phrase,
 )
-from emulator.segment.destinations.mapping import Subscription, compile_mapping, default_mapping, truthy
+from emulator.segment.destinations.jsvalues import date_ms
+from emulator.segment.destinations.mapping import UNDEFINED, Subscription, compile_mapping, default_mapping, truthy
 
 CREATE_PATH = "/partners/segment/cohorts"
 USERS_PATH = "/partners/segment/cohorts/users"
@@ -103,7 +104,7 @@ def extract_changes(payloads: list[tuple[int, dict]]) -> tuple[dict, dict]:
     """syncAudiences `extractUsers`: latest event (by `time`) wins per identifier; priority external_id > device_id >
     user_alias. Returns the add block and the remove block ({kind: {id: event index}}, aliases {key: (index, alias)})."""
     # Each time parsed once, not once per comparison; the comparator (and so the order) is unchanged.
-    times = [parse_date(payload.get("time")) for _, payload in payloads]
+    times = [date_ms(payload.get("time", UNDEFINED)) for _, payload in payloads]  # `new Date(b.time)`
     ordered = [payloads[i] for i, _ in sorted(enumerate(times), key=cmp_to_key(_by_time_desc))]
     add: dict[str, dict] = {"user_ids": {}, "device_ids": {}, "aliases": {}}
     remove: dict[str, dict] = {"user_ids": {}, "device_ids": {}, "aliases": {}}

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote
 
+from .jsvalues import json_text
+
 if TYPE_CHECKING:
     import httpx
 
@@ -75,7 +77,8 @@ class Transport:
         client = self._client(endpoint)
         started = time.perf_counter()
         try:
-            response = client.request(method, path, json=body, headers=headers)
+            response = client.request(method, path, content=_encode_json(body),
+                                      headers={"content-type": "application/json", **headers})
         except httpx.ConnectError as exc:
             raise TransportError("ECONNREFUSED", str(exc)) from None
         except httpx.TimeoutException as exc:
@@ -92,8 +95,8 @@ class Transport:
 
 
 def _encode_json(body: Any) -> bytes:
-    # exactly what httpx's `json=` sends
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    # what Segment's fetch sends: JSON.stringify's text
+    return json_text(body).encode("utf-8")
 
 
 def _decode(content: bytes) -> Any:
