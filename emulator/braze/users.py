@@ -810,8 +810,9 @@ class _Writes:
     time (a manual clock is the same at every write anyway; a real-time one differs by the request's duration).
     """
 
-    def __init__(self, sandbox: "Sandbox", now: datetime) -> None:
+    def __init__(self, sandbox: "Sandbox", profiles: Profiles, now: datetime) -> None:
         self.sandbox = sandbox
+        self.profiles = profiles
         self.conn = sandbox.store.conn
         self.now_text = time_text(now)
         self.horizon = occurrence_horizon(now)
@@ -842,7 +843,7 @@ class _Writes:
         if external_id in self.ids:
             braze_id = self.ids[external_id]
         else:
-            braze_id = self.ids[external_id] = self.sandbox.braze.profiles.by_external_id(external_id)
+            braze_id = self.ids[external_id] = self.profiles.by_external_id(external_id)
         if braze_id is None:
             return None
         row = self.rows.get(braze_id)
@@ -1067,7 +1068,7 @@ class UserTrack:
         transaction. Objects naming an `external_id` (what the Segment destination sends) go through `_Writes`:
         one SELECT for the request's external ids, rows changed in memory, statements run with executemany at
         the end; the stored rows are the ones the object-by-object statements (`_attributes_one`, ...) make."""
-        writes = _Writes(self.sandbox, now)
+        writes = _Writes(self.sandbox, self.profiles, now)
         writes.prefetch([target.value for name in ARRAYS for target, _ in plans[name]
                          if target.kind == "external_id"])
         for target, ops in plans["attributes"]:
