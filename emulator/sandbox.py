@@ -225,6 +225,7 @@ class Sandbox:
         self.stop_worker()
         self.stop()
         self.outbox.close()
+        self.journal.write()
         self.store.close()
 
     def __enter__(self) -> "Sandbox":
