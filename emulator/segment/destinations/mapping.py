@@ -45,20 +45,7 @@ def get(obj: Any, path: str) -> Any:
     """
     if path in ("", "."):
         return obj
-    current = obj
-    for key in _path_keys(path):
-        if not truthy(current):
-            return current
-        if isinstance(current, dict):
-            current = current.get(key, UNDEFINED)
-        elif isinstance(current, list) and key.isdigit():
-            index = int(key)
-            current = current[index] if index < len(current) else UNDEFINED
-        elif isinstance(current, str) and key == "length":
-            current = len(current)
-        else:
-            current = UNDEFINED
-    return current
+    return _walk(obj, _path_keys(path))
 
 
 @lru_cache(maxsize=1024)
@@ -198,7 +185,7 @@ def _compile_object(mapping: dict) -> Callable[[Any], dict]:
 
 
 def _walk(current: Any, keys: tuple[str, ...]) -> Any:
-    """`get`'s loop from `current` on, for any value (the compiled getters handle plain dicts themselves)."""
+    """`get`'s walk from `current` on, for any value (the compiled getters handle plain dicts themselves)."""
     for key in keys:
         if not truthy(current):
             return current
