@@ -364,5 +364,11 @@ UPDATE engage_event_profiles SET (name, timestamp) = (SELECT
 CREATE INDEX engage_event_profiles_name ON engage_event_profiles(profile_id, name, timestamp);
 """))
 
+MIGRATIONS.append((8, "engage: one index of events by profile", """
+-- engage_event_profiles_name (profile_id, name, timestamp) answers every read by profile; the older
+-- (profile_id, seq) index only cost time on each ingest (profile event lists sort by timestamp anyway).
+DROP INDEX engage_event_profiles_profile;
+"""))
+
 # Tables that hold configuration-independent bookkeeping and survive reset().
 KEPT_ON_RESET = {"schema_version", "meta"}

@@ -155,7 +155,7 @@ def test_a_store_written_before_migration_7_is_upgraded_with_its_events_names(tm
                            " DELETE FROM schema_version WHERE version = 7;")
     viewers = {"key": "viewers", "query": "event('Viewed').count() >= 2 AND event('Page Viewed').count() >= 1"}
     with Sandbox(path=path, config={"segment": {"audiences": [viewers]}}) as sb:
-        assert sb.store.version == 7
+        assert sb.store.version == 8
         assert member_ids(sb, "viewers") == ["u1"]
 
 

@@ -12,8 +12,9 @@ population kind) into a statement of the form
 In batch (`profile_ids=None`) a stream at the top of the definition becomes a grouped CTE that reads the matching
 events through the `segment_events_engage_name` index (event name, timestamp) for all profiles at once. For a handful
 of profiles (realtime), and for streams nested in where() (funnels, `NOT event(..).count() >= 1` inside where) or
-under ANY/ALL, a stream is a correlated sub-query that starts from the profile's events
-(engage_event_profiles(profile_id, seq)); AND/OR are CASE chains with the cheap operands first, so such a sub-query
+under ANY/ALL, a stream is a correlated sub-query that starts from the profile's events of that name
+(engage_event_profiles(profile_id, name, timestamp): a count with no filter reads nothing else, see `_index_only`,
+and a count compared with a number stops early, see `_count_cap`); AND/OR are CASE chains with the cheap operands first, so such a sub-query
 only runs when it can still change the answer. Time bounds depend on `at` and are bound as parameters on every call.
 
 Values: every property/trait value is carried as JSON text (`message -> '$.properties.x'`) so a trait's result keeps
