@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -94,9 +95,16 @@ class Transport:
         self._clients.clear()
 
 
+_PYTHON_EXPONENT = re.compile(r"\de-\d")  # 1e-07: where Python's float text differs from JavaScript's
+
+
 def _encode_json(body: Any) -> bytes:
-    # what Segment's fetch sends: JSON.stringify's text
-    return json_text(body).encode("utf-8")
+    """What Segment's fetch sends: JSON.stringify's text. Bodies are planned with JavaScript's numbers already
+    (PlannedRequest), so Python's encoder writes the same text unless a float needs an exponent below 1e-4."""
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if _PYTHON_EXPONENT.search(text):
+        text = json_text(body)
+    return text.encode("utf-8")
 
 
 def _decode(content: bytes) -> Any:
