@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+# Not frozen: contextlib sets __traceback__ on an exception leaving a `with` block (a frozen one turned into
+# FrozenInstanceError, a 500). Compared by identity, as exceptions are.
+@dataclass(eq=False)
 class BrazeError(Exception):
     status: int
     message: str

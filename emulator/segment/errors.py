@@ -11,7 +11,9 @@ from dataclasses import dataclass
 SUCCESS_BODY = {"success": True}
 
 
-@dataclass(frozen=True)
+# Not frozen: contextlib sets __traceback__ on an exception leaving a `with` block (a frozen one turned into
+# FrozenInstanceError, a 500). Compared by identity, as exceptions are.
+@dataclass(eq=False)
 class SegmentError(Exception):
     status: int
     code: str

@@ -145,3 +145,22 @@ def test_every_segment_destination_track_body_is_accepted(sandbox, destination_r
 def test_cohort_membership_is_not_in_a_fresh_sandbox():
     with Sandbox() as sb:
         assert sb.braze.cohorts.list() == []
+
+
+def test_changes_for_a_cohort_never_created_are_a_400_naming_it_and_change_nothing(sandbox, partner):
+    make_users(sandbox, "u1")
+    body = {"client_secret": "sandbox-data-import-key", "cohort_id": "never_created",
+            "cohort_changes": [{"user_ids": ["u1"], "device_ids": [], "aliases": []}]}
+    for _ in range(3):  # the same catalogue error, raised again and again
+        response = partner.post("/partners/segment/cohorts/users", json=body)
+        assert response.status_code == 400
+        assert "no cohort 'never_created' was created" in response.json()["message"]
+    assert members(sandbox, "never_created") == []
+
+
+def test_a_shared_catalogue_error_does_not_keep_its_tracebacks(partner):
+    from emulator.braze import errors
+
+    for _ in range(3):
+        partner.post("/users/track", json={"attributes": []}, headers={"Authorization": "Bearer wrong"})
+    assert errors.INVALID_API_KEY.__traceback__ is None
