@@ -202,7 +202,7 @@ class Sandbox:
                     if self.clock.realtime and time.monotonic() - last_engage >= engage_every:
                         self.engage.computations.tick()
                         last_engage = time.monotonic()
-                    self.outbox.deliver_due()
+                    self.outbox.deliver_due(stop=self._worker_stop)
                 except Exception:  # an emulator bug: keep the worker alive, surface the error
                     self.internal_errors.append("background worker: " + traceback.format_exc())
 

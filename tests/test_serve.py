@@ -34,7 +34,8 @@ def test_every_acknowledged_message_survives_sigkill(tmp_path):
     db = tmp_path / "durable.db"
     process, segment_url, _ = start_server("--db", str(db))
     try:
-        with httpx.Client(base_url=segment_url, auth=("sandbox-write-key", "")) as client:
+        # a generous timeout: the suite runs this beside other workers on two cores
+        with httpx.Client(base_url=segment_url, auth=("sandbox-write-key", ""), timeout=60) as client:
             acknowledged = 0
             for batch in range(10):
                 items = [{"type": "track", "userId": f"u{i % 7}", "event": "Durable", "messageId": f"m-{batch}-{i}"}
@@ -49,7 +50,7 @@ def test_every_acknowledged_message_survives_sigkill(tmp_path):
 
     process, segment_url, _ = start_server("--db", str(db))
     try:
-        entries = httpx.get(segment_url + "/_emulator/segment/debugger",
+        entries = httpx.get(segment_url + "/_emulator/segment/debugger", timeout=60,
                             params={"event": "Durable", "status": "accepted", "limit": 1000}).json()
         assert entries["count"] == 1000
         assert {e["messageId"] for e in entries["messages"]} == {f"m-{b}-{i}" for b in range(10) for i in range(100)}

@@ -233,13 +233,14 @@ class Outbox:
                 " finished_at, error) VALUES (?,?,?,?,?,?,?,?,?)", rows)
 
     # --- delivery ------------------------------------------------------------------------------------------------
-    def deliver_due(self) -> dict:
-        """Send everything due now; returns counts (and `progressed` for `Sandbox.flush`)."""
+    def deliver_due(self, stop: threading.Event | None = None) -> dict:
+        """Send everything due now; returns counts (and `progressed` for `Sandbox.flush`). `stop`: a background
+        worker's signal to leave between two rounds (a stopping server does not wait for a long backlog)."""
         counts = {"delivered": 0, "retried": 0, "discarded": 0}
         with self._deliver_lock:
             self._resume_inflight(counts)
             for destination in self.destinations.values():
-                while self._deliver_round(destination, counts):
+                while (stop is None or not stop.is_set()) and self._deliver_round(destination, counts):
                     pass
         counts["progressed"] = bool(counts["delivered"] or counts["discarded"])
         return counts
