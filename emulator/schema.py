@@ -370,5 +370,9 @@ MIGRATIONS.append((8, "engage: one index of events by profile", """
 DROP INDEX engage_event_profiles_profile;
 """))
 
+MIGRATIONS.append((9, "braze: rate-limit counts kept in memory", """
+DROP TABLE braze_rate_windows;
+"""))
+
 # Tables that hold configuration-independent bookkeeping and survive reset().
 KEPT_ON_RESET = {"schema_version", "meta"}

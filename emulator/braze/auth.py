@@ -17,7 +17,7 @@ are counted per workspace, as Braze counts per company. Defaults, from braze-doc
 
 The defaults are generous on purpose: a manual sandbox clock stands still, so a window never ends until the test
 moves the clock, and a test or the Segment destination must not be throttled by accident. Configure a small limit
-to exercise 429 handling. Every answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+to exercise 429 handling. The counts live in memory (emptied by reset and by a restart, as a new window would be). Every answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
 `X-RateLimit-Reset` (UTC epoch seconds, api_limits.md); a 429 adds `Retry-After` (seconds).
 
 Redelivery: a request may carry `X-Emulator-Delivery-Id`. The first answer to a delivery id is stored in the same
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,9 @@ class RateState:
 class Auth:
     def __init__(self, sandbox: "Sandbox") -> None:
         self.sandbox = sandbox
+        self._windows: dict[str, tuple[float, int]] = {}  # bucket -> (window start, requests counted)
+        self._windows_lock = threading.Lock()
+        sandbox.on_reset(self._windows.clear)
 
     # --- keys -----------------------------------------------------------------------------------
     def permissions(self, key: str | None) -> set[str] | None:
@@ -131,15 +135,14 @@ class Auth:
         limit, window = self.limit_for(bucket)
         now = self.sandbox.clock.now().timestamp()
         start = int(now // window) * window
-        with self.sandbox.store.transaction() as conn:
-            row = conn.execute("SELECT window_start, count FROM braze_rate_windows WHERE bucket = ?",
-                               (bucket,)).fetchone()
-            used = row[1] if row and row[0] == start else 0
+        with self._windows_lock:
+            window_start, used = self._windows.get(bucket, (start, 0))
+            if window_start != start:
+                used = 0
             limited = used >= limit
             if count and not limited:
                 used += 1
-                conn.execute("INSERT OR REPLACE INTO braze_rate_windows (bucket, window_start, count) VALUES (?, ?, ?)",
-                             (bucket, start, used))
+                self._windows[bucket] = (start, used)
         reset = start + window
         return RateState(limit, max(0, limit - used), reset, max(1, math.ceil(reset - now)), limited)
 
