@@ -285,15 +285,26 @@ class Outbox:
                 requests.append((request_id, planned))
         failed: set[int] = set()
         last_request = {ids[i]: request_id for request_id, planned in requests for i in planned.events}
+        # The rows as the in-flight UPDATEs left them (attempts + 1 per request carrying the message): read by _apply
+        sent_in: dict[int, int] = {}
+        for _, planned in requests:
+            for i in dict.fromkeys(planned.events):
+                sent_in[ids[i]] = sent_in.get(ids[i], 0) + 1
+        inflight = {oid: {"id": oid, "attempts": by_id[oid]["attempts"] + n,
+                          "first_attempt_at": by_id[oid]["first_attempt_at"] or at} for oid, n in sent_in.items()}
         for request_id, planned in requests:
             final_for = {outbox_id for outbox_id, rid in last_request.items() if rid == request_id}
-            self._send(destination, request_id, _stored_request(planned, ids), failed, counts, final_for)
+            self._send(destination, request_id, _stored_request(planned, ids), failed, counts, final_for, inflight)
         self._remember_cohorts(destination, plan, requests)
-        # Only 429 "retry in another batch" refusals and nothing sent: planning again would loop, so stop here.
-        return bool(requests or plan.filtered or plan.skipped or any(r.status != 429 for r in plan.refusals.values()))
+        retry_now = any(r.status == 429 for r in plan.refusals.values())  # "retried in another batch"
+        # Only such refusals and nothing sent: planning again would loop, so stop here.
+        if not (requests or plan.filtered or plan.skipped or any(r.status != 429 for r in plan.refusals.values())):
+            return False
+        # Another round only when this one may have left due rows: a full page, or refusals to plan again.
+        return len(rows) >= PLAN_ROWS or retry_now
 
     def _send(self, destination: Destination, request_id: int, stored: dict, failed: set[int], counts: dict,
-              final_for: set[int] | None = None) -> None:
+              final_for: set[int] | None = None, inflight: dict[int, dict] | None = None) -> None:
         """Send one stored request. `final_for`: the messages whose last request this is (None: all it carries);
         a message is settled only by its last request, so a crash in between leaves it in flight, not delivered."""
         if failed & set(stored["events"]):
@@ -307,12 +318,13 @@ class Outbox:
             answer = self.transport.send(request["endpoint"], request["method"], request["path"], request["headers"],
                                          request["body"], delivery_id=f"{destination.name}:{request_id}")
         except TransportError as exc:
-            self._apply(destination, request_id, stored, None, exc, failed, counts, final_for)
+            self._apply(destination, request_id, stored, None, exc, failed, counts, final_for, inflight)
             return
-        self._apply(destination, request_id, stored, answer, None, failed, counts, final_for)
+        self._apply(destination, request_id, stored, answer, None, failed, counts, final_for, inflight)
 
     def _apply(self, destination: Destination, request_id: int, stored: dict, answer: Any, error: TransportError | None,
-               failed: set[int], counts: dict, final_for: set[int] | None) -> None:
+               failed: set[int], counts: dict, final_for: set[int] | None, inflight: dict[int, dict] | None = None
+               ) -> None:
         now = self.sandbox.clock.now()
         at = iso(now)
         if error is not None:
@@ -321,9 +333,12 @@ class Outbox:
         else:
             outcomes = destination.read(_planned(stored), answer.status, answer.body)
             retry_after = _retry_after(answer.headers, now)
-        rows = {r["id"]: r for r in self.sandbox.store.query(
-            f"SELECT id, attempts, first_attempt_at FROM outbox WHERE id IN ({','.join('?' * len(stored['events']))})",
-            stored["events"])}
+        if inflight is not None:
+            rows = {oid: inflight[oid] for oid in stored["events"] if oid in inflight}
+        else:  # a request resumed after a restart
+            rows = {r["id"]: r for r in self.sandbox.store.query(
+                f"SELECT id, attempts, first_attempt_at FROM outbox WHERE id IN ({','.join('?' * len(stored['events']))})",
+                stored["events"])}
         with self.sandbox.store.transaction() as conn, _Settlements(conn) as settle:
             conn.execute(
                 "UPDATE delivery_requests SET status = ?, response = ?, error = ?, latency_ms = ? WHERE id = ?",
