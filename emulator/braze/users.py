@@ -983,6 +983,13 @@ class _Writes:
                 self.conn.execute(OCCURRENCE_INSERT, occurrence)
         self.occurrences = []
 
+    def find_or_create(self, target: Any) -> "_Row | None":
+        """The profile of an external_id target, created unless the object only updates existing users."""
+        row = self.find(target.value)
+        if row is None and not target.update_only:
+            row = self.create(target.value)
+        return row
+
     def slow(self, apply_one: Callable[[], str | None]) -> None:
         """Run one object the slow way (straight SQL, which reads the table as it is: flushed first); forget what
         was read of the profile it wrote, and the updated_seq count, which it moved."""
@@ -1085,26 +1092,16 @@ class UserTrack:
             writes.attributes(row, ops)
         for target, event in plans["events"]:
             if target.kind != "external_id":
-                writes.slow(lambda: self._event_one(target, event))
-                continue
-            row = writes.find(target.value)
-            if row is None:
-                if target.update_only:
-                    continue
-                row = writes.create(target.value)
-            writes.event(row, event["name"], event["time"])
-            writes.bump(row)
+                writes.slow(lambda: self._event_one(target, event))  # run at once: the loop variables are current
+            elif (row := writes.find_or_create(target)) is not None:
+                writes.event(row, event["name"], event["time"])
+                writes.bump(row)
         for target, purchase in plans["purchases"]:
             if target.kind != "external_id":
                 writes.slow(lambda: self._purchase_one(target, purchase))
-                continue
-            row = writes.find(target.value)
-            if row is None:
-                if target.update_only:
-                    continue
-                row = writes.create(target.value)
-            writes.purchase(row, purchase["product_id"], purchase["time"], purchase["quantity"], purchase["price"])
-            writes.bump(row)
+            elif (row := writes.find_or_create(target)) is not None:
+                writes.purchase(row, purchase["product_id"], purchase["time"], purchase["quantity"], purchase["price"])
+                writes.bump(row)
         writes.flush()
 
     def track(self, body: Any) -> dict:
