@@ -616,9 +616,76 @@ def cohort_cases(g: Gen) -> None:
         aud(True, "u9")], mapping=alias)
 
 
+def fuzz_found_cases(g: Gen) -> None:
+    """One to three cases per class of difference scripts/fuzz_oracle.py found (no random choices: appended last, so
+    the cases above stay as they were)."""
+    big = {"int": 2 ** 60 + 3, "neg": -(2 ** 63), "exp": 10 ** 22 + 1, "safe": 2 ** 53 - 1, "float": 1e17 + 8.0,
+           "negfloat": -8.533505580155858e16, "list": [12345678901234567890, {"n": 2 ** 53 + 1}]}
+    g.braze("fuzz: integers beyond 2**53 (JSON.parse makes doubles)", "Identify Calls", "classic",
+            g.event("identify", userId="big1", traits=big))
+    g.braze("fuzz: integers beyond 2**53 in properties", "Track Calls", "current",
+            g.event("track", userId="big2", event="Clicked", properties={"total": 96103477752717164544, **big}))
+    g.braze("fuzz: keys of non-ASCII digits are no array indexes", "Identify Calls", "classic",
+            g.event("identify", userId="k1", traits={"b": 1, "١٢٣": 2, "10": 3, "٣": 4, "2": 5, "٠": 6}))
+    legacy = [" 2026-11-20", "Nov 20, 2026 10:00 PM", "20 Nov 2026", "-1", "2026/11/20 10:00", "Friday 10:00",
+              "11/31/2026", "2026-11-20 10:00:00 GMT+0200", "12:00 2026-11-20", "Nov 2026 20"]
+    g.braze("fuzz: receivedAt in V8's legacy date forms (batch)", "Track Calls", "classic",
+            [g.event("track", lean=True, userId=f"d{i}", event="Clicked", properties={}, receivedAt=when)
+             for i, when in enumerate(legacy)])
+    g.braze("fuzz: receivedAt ' 2026-11-20' (V8 skips the space, dayjs does not)", "Track Calls", "classic",
+            g.event("track", userId="d1", event="Clicked", properties={}, receivedAt=" 2026-11-20"))
+    g.braze("fuzz: quantity and price 'Infinity' (ajv coerces, JSON writes null)", "Order Completed Calls",
+            "classic", g.event("track", userId="inf", event="Order Completed", properties={
+                "products": [{"product_id": "p1", "price": "Infinity", "quantity": "-Infinity"}]}))
+    g.braze("fuzz: context null (actions-core's audience membership throws)", "Identify Calls", "classic",
+            g.event("identify", userId="cn", traits={"plan": "x"}, context=None))
+    g.braze("fuzz: batch with a null context and a refused event: the batch fails", "Track Calls", "classic",
+            [g.event("track", lean=True, userId="c1", event="A", properties={}),
+             g.event("track", lean=True, userId="c2", event="A", properties={}, context=None),
+             g.event("track", lean=True, anonymousId="x", event="A", properties={}, receivedAt="never")])
+    g.braze("fuzz: batch whose only valid event has a null personas", "Identify Calls", "current",
+            [g.event("identify", lean=True, userId="p1", traits={}, context={"personas": None}),
+             g.event("identify", lean=True, userId=["a", "b"], traits={})])
+    order = order_props(g, [_product(g, 0)])
+    g.braze("fuzz: ecommerce timestamp with a +02 zone (ajv date-time yes, dayjs no)", "Order Placed (beta)",
+            "current", g.event("track", userId="tz", event="Order Completed", properties=order,
+                               timestamp="2026-11-20T10:00:00+02"))
+    g.braze("fuzz: ecommerce batch with one +02 timestamp: the batch fails", "Checkout Started (beta)", "current",
+            [g.event("track", lean=True, userId=f"tz{i}", event="Checkout Started", properties=order, timestamp=ts)
+             for i, ts in enumerate(["2026-11-20T10:00:00Z", "2026-11-20T10:00:00+02", "2026-11-20T11:00:00Z"])])
+    g.braze("fuzz: __proto__ keys (JSON.parse's own key, dropped by Object.assign)", "Identify Calls", "classic",
+            g.event("identify", userId="pr", traits={"__proto__": {"email": "p@example.com"}, "a": 1,
+                                                     "n": {"__proto__": None, "k": [{"__proto__": 5, "z": 0}]}}))
+    key = "dormant_shopper"
+    personas = {"computation_class": "audience", "computation_id": "aud_2f1", "computation_key": key}
+
+    def aud(user: str, member: bool, ts: Any, **fields: Any) -> dict:
+        ev = g.event("track", lean=True, userId=user, event="Audience Entered" if member else "Audience Exited",
+                     context={"personas": dict(personas)}, properties={key: member}, **fields)
+        if ts is _DROP:
+            ev.pop("timestamp")
+        else:
+            ev["timestamp"] = ts
+        return ev
+
+    cohort_oracle = {"action": "syncAudiences", "mapping": {"personas_audience_key": key}}
+    g.add("cohorts: fuzz: legacy date forms order the batch", "braze-cohorts", "Sync Audience", "classic",
+          cohort_oracle, dict(COHORT_SETTINGS), {"personas_audience_key": key},
+          events=[aud("u1", True, "Nov 20, 2026 10:00"), aud("u1", False, " 2026-11-20"),
+                  aud("u2", False, "20 Nov 2026 09:00 GMT"), aud("u2", True, "-1"), aud("u3", True, "2026/11/21")])
+    g.add("cohorts: fuzz: a key mismatch fails the refused events of the batch too", "braze-cohorts",
+          "Sync Audience", "classic", {**cohort_oracle, "mapping": {"personas_audience_key": "other"}},
+          dict(COHORT_SETTINGS), {"personas_audience_key": "other"},
+          events=[aud("m1", True, "2026-11-20T10:00:00Z"), aud("m2", True, _DROP)])
+    g.add("cohorts: fuzz: personas null", "braze-cohorts", "Sync Audience", "classic", cohort_oracle,
+          dict(COHORT_SETTINGS), {"personas_audience_key": key},
+          event={**aud("n1", True, "2026-11-20T10:00:00Z"), "context": {"personas": None}})
+
+
 def build(seed: int) -> list[dict]:
     g = Gen(seed)
-    for section in (identify_cases, track_cases, purchase_cases, ecommerce_cases, batch_cases, cohort_cases):
+    for section in (identify_cases, track_cases, purchase_cases, ecommerce_cases, batch_cases, cohort_cases,
+                    fuzz_found_cases):
         section(g)
     return g.cases
 

@@ -5,7 +5,8 @@ import math
 import pytest
 from hypothesis import given, strategies as st
 
-from emulator.segment.destinations.jsvalues import date_ms, dayjs_ms, iso_string, json_text, number_string, ymd
+from emulator.segment.destinations.jsvalues import (date_ms, dayjs_ms, iso_string, json_numbers, json_text, number_string,
+                                                     to_number, ymd)
 
 
 @pytest.mark.parametrize("value, text", [
@@ -46,6 +47,23 @@ def test_json_text_writes_numbers_as_json_stringify_does_and_leaves_strings_alon
     (" 2026-11-20T10:00:00Z", None, None),
     ("Fri, 20 Nov 2026 10:00:00 GMT", "2026-11-20T10:00:00.000Z", "2026-11-20T10:00:00.000Z"),
     ("not a date", None, None),
+    # V8's legacy parser (scripts/fuzz_oracle.py --values checks thousands more against Node)
+    ("Nov 20, 2026 10:00 PM", "2026-11-20T22:00:00.000Z", "2026-11-20T22:00:00.000Z"),
+    ("20 Nov 2026", "2026-11-20T00:00:00.000Z", "2026-11-20T00:00:00.000Z"),
+    ("-1", "2001-01-01T00:00:00.000Z", "2001-01-01T00:00:00.000Z"),  # month 1, day 1, year 2001 (KJS default)
+    ("Nov 20", "2001-11-20T00:00:00.000Z", "2001-11-20T00:00:00.000Z"),
+    ("11/31/2026", "2026-12-01T00:00:00.000Z", "2026-12-01T00:00:00.000Z"),
+    ("2026-11-20 10:00:00 GMT+0200", "2026-11-20T08:00:00.000Z", "2026-11-20T08:00:00.000Z"),
+    ("Fri Nov 20 2026 10:00:00 GMT-0800 (Pacific Standard Time)", "2026-11-20T18:00:00.000Z",
+     "2026-11-20T18:00:00.000Z"),
+    ("12:00 2026-11-20", "2026-11-20T12:00:00.000Z", "2026-11-20T12:00:00.000Z"),
+    (" 2026-11-20", "2026-11-20T00:00:00.000Z", "2026-11-20T00:00:00.000Z"),  # whitespace before, no T after
+    ("\u00a02026-11-20", "2026-11-20T00:00:00.000Z", "2026-11-20T00:00:00.000Z"),
+    ("2026-11-20\n", "2026-11-20T00:00:00.000Z", "2026-11-20T00:00:00.000Z"),
+    ("2026-11-20T10:00:00+02", None, None),  # ajv's date-time accepts it: the ecommerce actions throw
+    ("20.11.2026", None, None),
+    ("Friday 10:00", None, None),
+    ("١٢٣", None, None),  # JavaScript's digits are ASCII
 ])
 def test_dates_parse_as_new_date_and_dayjs_do(text, date, dayjs):
     as_date, as_dayjs = date_ms(text), dayjs_ms(text)
@@ -63,3 +81,14 @@ def test_date_of_numbers_null_and_the_limits_of_time():
 def test_ymd_pads_the_year_like_dayjs():
     assert ymd(dayjs_ms("0005-03-04T00:00:00Z")) == "0005-03-04"
     assert ymd(dayjs_ms("+010000-01-01T00:00:00Z")) == "10000-01-01"
+
+
+def test_json_numbers_are_the_doubles_json_parse_made():
+    big = [2**60 + 3, 1e17 + 8, -(2**63), 10**22 + 1, 2**53 - 1, 10**400]
+    assert json_text(big) == "[1152921504606847000,100000000000000000,-9223372036854776000,1e+22,9007199254740991,null]"
+    assert json_numbers({"a": 1, "b": [2**53]})["b"] == [9007199254740992]
+
+
+def test_to_number_reads_javascript_whitespace_and_ascii_digits_only():
+    assert to_number("\u00a012\u3000") == 12 and to_number("\ufeff-1e3\n") == -1000
+    assert math.isnan(to_number("١٢٣")) and math.isnan(to_number("\u200b12")) and math.isnan(to_number("1_000"))

@@ -8,13 +8,14 @@ texts and their order are the ones the real package produces (checked with /work
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from emulator.segment.destinations.jsvalues import (clip, dayjs_ms, iso_string, json_numbers, number_string,
-                                                     to_number, ymd)
+from emulator.segment.destinations.jsvalues import (JS_SPACE_CLASS, clip, dayjs_ms, iso_string, json_numbers,
+                                                     number_string, to_number, ymd)
 from emulator.segment.destinations.mapping import UNDEFINED
 
 # Segment's request client sends this user agent on every destination request (fixture headers).
@@ -68,6 +69,11 @@ class DestinationRefusal(Exception):
 
     def __repr__(self) -> str:
         return f"DestinationRefusal({self.message!r}, status={self.status}, code={self.code!r})"
+
+
+class BatchFailure(DestinationRefusal):
+    """An exception the action's code lets escape (a JavaScript TypeError or RangeError): it fails the event under
+    `perform`, and the whole batch under `performBatch`."""
 
 
 @dataclass
@@ -133,6 +139,32 @@ class Plan:
         return self.requests[i]
 
 
+# -- what actions-core does to every event before perform/performBatch -----------------------------------------------
+
+def membership_error(event: Any) -> BatchFailure | None:
+    """actions-core `engageAudienceMembership` destructures `{context: {personas: {computation_class, ...} = {}} = {}}`
+    from every event before perform (after the payload check) and performBatch (over the whole batch, refused events
+    included, once one passed): a `null` context or personas throws a TypeError, which fails the event, or the batch,
+    with V8's message. (Defaults apply to undefined only; any other value destructures.)"""
+    if event.__class__ is not dict:
+        return None
+    context = event.get("context", UNDEFINED)
+    if context is None:
+        return BatchFailure("Cannot destructure property 'personas' of '{}' as it is null.", 400, BAD_REQUEST)
+    if context.__class__ is dict and context.get("personas", UNDEFINED) is None:
+        return BatchFailure("Cannot read properties of null (reading 'computation_class')", 400, BAD_REQUEST)
+    return None
+
+
+def batch_membership_error(events: list, indexes: list[int]) -> BatchFailure | None:
+    """`membership_error` of a batch: the first event's that throws (`bundle.data.map(...)` runs in order)."""
+    for index in indexes:
+        error = membership_error(events[index])
+        if error is not None:
+            return error
+    return None
+
+
 # -- dates (dayjs as the destinations use it; JavaScript semantics in jsvalues) -----------------------------------------
 
 def to_iso(value: Any) -> Any:
@@ -165,11 +197,12 @@ def to_date(value: Any) -> Any:
 # -- the payload check -------------------------------------------------------------------------------------------
 
 _EMAIL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+"
-                    r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", re.I)
+                    r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", re.I | re.A)  # re.A: JS /i folds ASCII only here
 # ajv-formats 2.1.1 full `uri` regex, verbatim.
-_URI = re.compile(r"""^(?:[a-z][a-z0-9+\-.]*:)(?:\/?\/(?:(?:[a-z0-9\-._~!$&'()*+,;=:]|%[0-9a-f]{2})*@)?(?:\[(?:(?:(?:(?:[0-9a-f]{1,4}:){6}|::(?:[0-9a-f]{1,4}:){5}|(?:[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){4}|(?:(?:[0-9a-f]{1,4}:){0,1}[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){3}|(?:(?:[0-9a-f]{1,4}:){0,2}[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){2}|(?:(?:[0-9a-f]{1,4}:){0,3}[0-9a-f]{1,4})?::[0-9a-f]{1,4}:|(?:(?:[0-9a-f]{1,4}:){0,4}[0-9a-f]{1,4})?::)(?:[0-9a-f]{1,4}:[0-9a-f]{1,4}|(?:(?:25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(?:25[0-5]|2[0-4]\d|[01]?\d\d?))|(?:(?:[0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4})?::[0-9a-f]{1,4}|(?:(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4})?::)|[Vv][0-9a-f]+\.[a-z0-9\-._~!$&'()*+,;=:]+)\]|(?:(?:25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(?:25[0-5]|2[0-4]\d|[01]?\d\d?)|(?:[a-z0-9\-._~!$&'()*+,;=]|%[0-9a-f]{2})*)(?::\d*)?(?:\/(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})*)*|\/(?:(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})+(?:\/(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})*)*)?|(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})+(?:\/(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})*)*)(?:\?(?:[a-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9a-f]{2})*)?(?:#(?:[a-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9a-f]{2})*)?$""", re.I)
-_DATE = re.compile(r"^(\d\d\d\d)-(\d\d)-(\d\d)$")
-_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d)(\.\d+)?(z|[+-]\d\d(?::?\d\d)?)?$", re.I)
+_URI = re.compile(r"""^(?:[a-z][a-z0-9+\-.]*:)(?:\/?\/(?:(?:[a-z0-9\-._~!$&'()*+,;=:]|%[0-9a-f]{2})*@)?(?:\[(?:(?:(?:(?:[0-9a-f]{1,4}:){6}|::(?:[0-9a-f]{1,4}:){5}|(?:[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){4}|(?:(?:[0-9a-f]{1,4}:){0,1}[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){3}|(?:(?:[0-9a-f]{1,4}:){0,2}[0-9a-f]{1,4})?::(?:[0-9a-f]{1,4}:){2}|(?:(?:[0-9a-f]{1,4}:){0,3}[0-9a-f]{1,4})?::[0-9a-f]{1,4}:|(?:(?:[0-9a-f]{1,4}:){0,4}[0-9a-f]{1,4})?::)(?:[0-9a-f]{1,4}:[0-9a-f]{1,4}|(?:(?:25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(?:25[0-5]|2[0-4]\d|[01]?\d\d?))|(?:(?:[0-9a-f]{1,4}:){0,5}[0-9a-f]{1,4})?::[0-9a-f]{1,4}|(?:(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4})?::)|[Vv][0-9a-f]+\.[a-z0-9\-._~!$&'()*+,;=:]+)\]|(?:(?:25[0-5]|2[0-4]\d|[01]?\d\d?)\.){3}(?:25[0-5]|2[0-4]\d|[01]?\d\d?)|(?:[a-z0-9\-._~!$&'()*+,;=]|%[0-9a-f]{2})*)(?::\d*)?(?:\/(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})*)*|\/(?:(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})+(?:\/(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})*)*)?|(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})+(?:\/(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})*)*)(?:\?(?:[a-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9a-f]{2})*)?(?:#(?:[a-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9a-f]{2})*)?$""", re.I | re.A)
+_DATE = re.compile(r"^(\d\d\d\d)-(\d\d)-(\d\d)$", re.A)
+_TIME = re.compile(r"^(\d\d):(\d\d):(\d\d)(\.\d+)?(z|[+-]\d\d(?::?\d\d)?)?$", re.I | re.A)
+_DATE_TIME_SEPARATOR = re.compile("[tT]|" + JS_SPACE_CLASS)  # ajv-formats /t|\s/i with JavaScript's \s
 _DAYS = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 
@@ -183,7 +216,7 @@ def _is_date(text: str) -> bool:
 
 
 def _is_date_time(text: str) -> bool:
-    parts = re.split(r"t|\s", text, flags=re.I)
+    parts = _DATE_TIME_SEPARATOR.split(text)
     if len(parts) != 2 or not _is_date(parts[0]):
         return False
     m = _TIME.fullmatch(parts[1])
@@ -440,7 +473,9 @@ def _coerce(value: Any, types: list[str]) -> tuple[bool, Any]:
                 # ajv: `data == +data` (JavaScript's Number(): surrounding spaces, 0x10, 1e3 all count)
                 f = to_number(value)
                 number = int(f) if f.is_integer() and abs(f) < 1e21 else f
-            if number is not None and (t == "number" or float(number).is_integer()):
+            # integer: ajv's `!(data % 1)`, true for a whole number and for Infinity ("Infinity" % 1 is NaN)
+            if number is not None and (t == "number" or number.__class__ is int or not math.isfinite(number)
+                                       or number.is_integer()):
                 return True, number
         elif t == "boolean":
             if value in ("false", 0, None) and not isinstance(value, bool):

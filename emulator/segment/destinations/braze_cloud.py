@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Collection
 
 from emulator.segment.destinations.base import (
-    BAD_REQUEST, MISSING_REQUIRED_FIELDS, PAYLOAD_TOO_LARGE, PAYLOAD_VALIDATION_FAILED, RETRYABLE_ERROR, USER_AGENT,
-    DestinationRefusal, EventOutcome, Plan, PlannedRequest, check_payload, http_error_code, reason_phrase, to_date,
-    to_iso,
+    BAD_REQUEST, MISSING_REQUIRED_FIELDS, PAYLOAD_TOO_LARGE, BatchFailure, PAYLOAD_VALIDATION_FAILED, RETRYABLE_ERROR, USER_AGENT,
+    DestinationRefusal, EventOutcome, Plan, PlannedRequest, batch_membership_error, check_payload, http_error_code,
+    membership_error, reason_phrase, to_date, to_iso,
 )
 from emulator.segment.destinations.mapping import (
     UNDEFINED, Subscription, compile_mapping, default_mapping, remove_undefined, transform, truthy,
@@ -515,7 +515,12 @@ def ecommerce_event_object(payload: dict, settings: dict, single: bool = True, u
         event["app_id"] = settings["app_id"]
     name = payload["name"]
     event["name"] = name
-    event["time"] = to_iso(payload.get("time"))
+    # functions.ts: `dayjs(time).toISOString()`, which throws a RangeError for an invalid date (a "date-time" such as
+    # 2026-11-20T10:00:00+02 passes the payload check but not dayjs): the event, or the batch, fails.
+    time = to_iso(payload.get("time"))
+    if time is UNDEFINED:
+        raise BatchFailure("Invalid time value", 400, BAD_REQUEST)
+    event["time"] = time
     properties: dict = {"currency": _get(payload, "currency"), "source": _get(payload, "source")}
     if truthy(payload.get("metadata")):
         properties["metadata"] = payload["metadata"]
@@ -592,7 +597,8 @@ def ecommerce_event(event: dict, settings: dict, preset_name: str = "Order Place
 
 def _is_index(key: str) -> bool:
     """An array-index-like key, which JSON.stringify puts first in ascending order (then the rest in insertion order)."""
-    return key.isdigit() and (key == "0" or not key.startswith("0")) and int(key) < 2**32 - 1
+    # isascii: Python's isdigit also takes other scripts' digits ("١٢٣"), which JavaScript keys are not indexes for.
+    return key.isdigit() and key.isascii() and (key == "0" or not key.startswith("0")) and int(key) < 2**32 - 1
 
 
 def _sendable(value: Any) -> Any:
@@ -602,7 +608,9 @@ def _sendable(value: Any) -> Any:
         out = {}
         digits = False
         for key, item in value.items():
-            if item is UNDEFINED:
+            if item is UNDEFINED or key == "__proto__":
+                # actions-core's removeUndefined copies objects with Object.assign, whose [[Set]] of "__proto__"
+                # (an own key JSON.parse made) sets the prototype instead: the key is gone from what is sent.
                 continue
             if isinstance(item, (dict, list)):
                 item = _sendable(item)
@@ -670,6 +678,7 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
     sources: list[int] = []
     object_count = 0
     checked = 0
+    thrown: BatchFailure | None = None
     mapped = compile_mapping(preset.mapping)  # once per batch, not per event
     fields = ACTION_FIELDS[preset.action]
     update_only = bool(settings.get("update_existing_only"))
@@ -677,6 +686,8 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
         try:
             payload = check_payload(mapped(events[index]), fields, single)
             checked += 1
+            if single and (error := membership_error(events[index])) is not None:
+                raise error
             if preset.action == "trackPurchase" and not single:
                 # utils.ts sendBatchedTrackPurchase counts products before the identity check.
                 products = payload.get("products") or []
@@ -692,12 +703,25 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
                         f"maximum batch size of {MAX_BATCH_SIZE} objects per batch. This payload will be retried in "
                         "another batch.", 429, RETRYABLE_ERROR)
             made = _objects(preset.action, payload, settings, single, update_only)
+        except BatchFailure as failure:
+            if single:
+                refusals[index] = failure
+                continue
+            thrown = thrown or failure  # performBatch threw: the batch fails with the first one
+            continue
         except DestinationRefusal as refusal:
             refusals[index] = refusal
             continue
         for obj in made:
             objects.append(_sendable(obj))
             sources.append(index)
+    if checked and not single:
+        # thrown before performBatch (the membership check), or in it: the whole batch fails
+        error = batch_membership_error(events, batch) or thrown
+        if error is not None:
+            for index in batch:
+                refusals[index] = error
+            return None
     # performBatch runs once any payload passes the schema check; only trackPurchase returns early when every one
     # then fails its own checks. The others send the empty array to Braze (utils.ts, ecommerce/functions.ts).
     if not objects and (single or not checked or preset.action == "trackPurchase"):

@@ -15,8 +15,8 @@ from functools import cmp_to_key
 from typing import Any, Callable
 
 from emulator.segment.destinations.base import (
-    PAYLOAD_VALIDATION_FAILED, USER_AGENT, DestinationRefusal, EventOutcome, Plan, PlannedRequest, check_payload,
-    http_error_code, reason_phrase,
+    PAYLOAD_VALIDATION_FAILED, USER_AGENT, DestinationRefusal, EventOutcome, Plan, PlannedRequest,
+    batch_membership_error, check_payload, http_error_code, membership_error, reason_phrase,
 )
 from emulator.segment.destinations.jsvalues import date_ms
 from emulator.segment.destinations.mapping import UNDEFINED, Subscription, compile_mapping, default_mapping, truthy
@@ -27,6 +27,7 @@ USERS_PATH = "/partners/segment/cohorts/users"
 MAX_IDS_PER_REQUEST = 1000
 AUDIENCE_KEY_MISMATCH = "The value of `personas computation key` and `personas_audience_key` must match."
 DEFAULT_SUBSCRIPTION = 'event = "Audience Entered" or event = "Audience Exited"'
+_PLAIN = frozenset((str, int, float, bool, type(None)))  # hashable batch-key values (others are keyed by repr)
 
 
 @functools.lru_cache(maxsize=64)
@@ -175,7 +176,10 @@ def build_requests(events: list[dict], settings: dict, known_cohorts: set[str] |
     plan = Plan(requests=[], refusals={})
     endpoint = settings.get("endpoint", "")
     single = len(events) == 1
+    # Segment batches by the mapped batch keys (before the payload check): an event the check refuses still belongs
+    # to its batch, and fails with it when something throws before or in performBatch.
     groups: dict[tuple, list[tuple[int, dict]]] = {}
+    members: dict[tuple, list[int]] = {}
     trigger = _subscription(settings.get("subscription") or DEFAULT_SUBSCRIPTION)
     mapped = None
     for index, event in enumerate(events):
@@ -184,19 +188,30 @@ def build_requests(events: list[dict], settings: dict, known_cohorts: set[str] |
             continue
         if mapped is None:
             mapped = _mapper(settings)  # once per call, on the first subscribed event (as map_event would build it)
+        raw = mapped(event)
+        name, cid = raw.get("cohort_name"), raw.get("cohort_id")
+        key = (name, cid) if name.__class__ in _PLAIN and cid.__class__ in _PLAIN else (repr(name), repr(cid))
+        members.setdefault(key, []).append(index)
         try:
-            payload = check_payload(mapped(event), SYNC_AUDIENCES_FIELDS, single)
+            payload = check_payload(raw, SYNC_AUDIENCES_FIELDS, single)
+            if single and (error := membership_error(event)) is not None:
+                raise error
         except DestinationRefusal as refusal:
             plan.refusals[index] = refusal
             continue
-        groups.setdefault((payload.get("cohort_name"), payload.get("cohort_id")), []).append((index, payload))
-    for (cohort_name, cohort_id), payloads in groups.items():
-        indexes = [i for i, _ in payloads]
+        groups.setdefault(key, []).append((index, payload))
+    for key, payloads in groups.items():
+        batch = members[key]
         first = payloads[0][1]
-        if first.get("cohort_name") != first.get("personas_audience_key"):
-            for i in indexes:
-                plan.refusals[i] = DestinationRefusal(AUDIENCE_KEY_MISMATCH, 400, PAYLOAD_VALIDATION_FAILED)
+        error = None if single else batch_membership_error(events, batch)
+        if error is None and first.get("cohort_name") != first.get("personas_audience_key"):
+            error = DestinationRefusal(AUDIENCE_KEY_MISMATCH, 400, PAYLOAD_VALIDATION_FAILED)
+        if error is not None:
+            for i in batch:  # performBatch (or what runs before it) threw: the whole batch fails
+                plan.refusals[i] = error
             continue
+        indexes = [i for i, _ in payloads]
+        cohort_name, cohort_id = first.get("cohort_name"), first.get("cohort_id")
         base = {**_partner_key(settings), "client_secret": settings.get("client_secret")}
         create = cohort_name not in known
         if create:

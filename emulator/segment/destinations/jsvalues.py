@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 MAX_TIME_MS = 8.64e15  # TimeClip: a Date further than this from the epoch is invalid
@@ -65,17 +64,24 @@ def number_string(value: int | float) -> str:
 
 def json_numbers(value: Any) -> Any:
     """`value` with its numbers as JSON.stringify sees them: an integral float below 1e21 becomes an int (JSON.parse
-    gave JavaScript one number type), NaN and Infinity become None. Containers are copied only when they change."""
-    if value.__class__ is float:
+    gave JavaScript one number type), NaN and Infinity become None, and an int beyond 2**53 is the double JSON.parse
+    made of it (written with JavaScript's digits: 2**60+1 is 1152921504606847000, 10**22 is 1e+22). Containers are
+    copied only when they change."""
+    cls = value.__class__
+    if cls is float:
         if value != value or math.isinf(value):
             return None
         if value.is_integer() and abs(value) < 1e21:
-            return int(value)
+            # beyond 2**53 JavaScript writes the shortest digits that read back (1e17+8 as 100000000000000000)
+            return int(value) if -_SAFE_INT < value < _SAFE_INT else int(number_string(value))
         return value
+    if cls is int:
+        return value if -_SAFE_INT < value < _SAFE_INT else _big_int(value)
     if isinstance(value, dict):
         changed = None
         for key, item in value.items():
-            if item.__class__ in (str, int, bool) or item is None:
+            cls = item.__class__
+            if cls is str or cls is bool or item is None or (cls is int and -_SAFE_INT < item < _SAFE_INT):
                 continue
             new = json_numbers(item)
             if new is not item or new.__class__ is not item.__class__:
@@ -87,6 +93,21 @@ def json_numbers(value: Any) -> Any:
         items = [json_numbers(item) for item in value]
         return value if all(a is b for a, b in zip(items, value)) else items
     return value
+
+
+_SAFE_INT = 2**53
+
+
+def _big_int(value: int) -> int | float | None:
+    """An int JSON.parse could not hold exactly, as the double it became (None for one beyond the doubles: Infinity,
+    which JSON.stringify writes as null)."""
+    try:
+        double = float(value)
+    except OverflowError:
+        return None
+    if abs(double) < 1e21:
+        return int(number_string(double))  # the digits String(double) writes (1152921504606847000), as an int
+    return double  # Python writes a double >= 1e21 as JavaScript does (1e+22, 4.27468923456912e+21)
 
 
 def json_text(value: Any) -> str:
@@ -120,7 +141,7 @@ def _has_odd_float(value: Any) -> bool:
 
 def to_number(text: str) -> float:
     """`Number(text)` for a string (NaN when it is not a number literal)."""
-    stripped = text.strip(" \t\n\r\v\f\u00a0\ufeff\u2028\u2029")
+    stripped = text.strip(_JS_WHITESPACE_TEXT)
     if stripped == "":
         return 0.0
     if re.fullmatch(r"0[xX][0-9a-fA-F]+", stripped):
@@ -131,7 +152,7 @@ def to_number(text: str) -> float:
         return float(int(stripped[2:], 2))
     if re.fullmatch(r"[+-]?Infinity", stripped):
         return -math.inf if stripped[0] == "-" else math.inf
-    if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", stripped):
+    if re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", stripped):
         return float(stripped)
     return math.nan
 
@@ -182,13 +203,12 @@ def clip(ms: float) -> int | None:
     return int(math.trunc(ms))
 
 
-# The ES date-time string format; V8 also reads a space for the T (its legacy parser takes the time from there).
+# The ES date-time string format with a T (ASCII digits only: Python's \d would take other scripts' digits). V8 reads
+# it as _v8_parse does; this regex is the fast path for the times events usually carry.
 _ES_ISO = re.compile(
-    r"(?P<year>[+-]\d{6}|\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2}))?)?"
-    r"(?:[Tt ](?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d+))?)?"
-    r"(?P<zone>[Zz]|[+-]\d{2}:?\d{2})?)?")
-_SLASHED = re.compile(r"(?:(?P<y1>\d{4})/(?P<m1>\d{1,2})/(?P<d1>\d{1,2})|(?P<m2>\d{1,2})/(?P<d2>\d{1,2})/(?P<y2>\d{4}))"
-                      r"(?:[ T](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?)?")
+    r"(?P<year>[+-][0-9]{6}|[0-9]{4})(?:-(?P<month>[0-9]{2})(?:-(?P<day>[0-9]{2}))?)?"
+    r"(?:[Tt](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]+))?)?"
+    r"(?P<zone>[Zz]|[+-][0-9]{2}:?[0-9]{2})?)?")
 
 
 def date_ms(value: Any) -> int | None:
@@ -199,25 +219,367 @@ def date_ms(value: Any) -> int | None:
         return clip(value)
     if not isinstance(value, str):
         return None
-    text = value  # no trimming: V8 refuses ' 2026-11-20T10:00:00Z' (oracle case 191)
-    match = _ES_ISO.fullmatch(text)
+    match = _ES_ISO.fullmatch(value)
     if match:
         return _es_iso_ms(match)
-    match = _SLASHED.fullmatch(text)
-    if match:  # V8's legacy parser: 2026/11/20 or 11/20/2026, with an optional time (local time: UTC here)
-        y, mo, d = (match["y1"], match["m1"], match["d1"]) if match["y1"] else (match["y2"], match["m2"], match["d2"])
-        if not (1 <= int(mo) <= 12 and 1 <= int(d) <= 31):
+    return _v8_parse(value)  # no trimming: V8 refuses ' 2026-11-20T10:00:00Z' (oracle case 191)
+
+
+# -- V8's date parser (src/date/dateparser-inl.h, dateparser.cc): the ES5 ISO form, then the legacy parser from
+# wherever the ES5 form stopped. Local time is UTC (Segment's servers' zone).
+
+JS_WHITESPACE = frozenset("\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+                          "\u200a\u2028\u2029\u202f\u205f\u3000\ufeff")
+_JS_WHITESPACE_TEXT = "".join(JS_WHITESPACE)
+_MONTH, _AM_PM, _ZONE_NAME, _TIME_SEPARATOR, _INVALID = range(5)
+_KEYWORDS = [("jan", _MONTH, 1), ("feb", _MONTH, 2), ("mar", _MONTH, 3), ("apr", _MONTH, 4), ("may", _MONTH, 5),
+             ("jun", _MONTH, 6), ("jul", _MONTH, 7), ("aug", _MONTH, 8), ("sep", _MONTH, 9), ("oct", _MONTH, 10),
+             ("nov", _MONTH, 11), ("dec", _MONTH, 12), ("am", _AM_PM, 0), ("pm", _AM_PM, 12),
+             ("ut", _ZONE_NAME, 0), ("utc", _ZONE_NAME, 0), ("z", _ZONE_NAME, 0), ("gmt", _ZONE_NAME, 0),
+             ("cdt", _ZONE_NAME, -5), ("cst", _ZONE_NAME, -6), ("edt", _ZONE_NAME, -4), ("est", _ZONE_NAME, -5),
+             ("mdt", _ZONE_NAME, -6), ("mst", _ZONE_NAME, -7), ("pdt", _ZONE_NAME, -7), ("pst", _ZONE_NAME, -8),
+             ("t", _TIME_SEPARATOR, 0)]
+# Tokens: ("num", value, length) | ("sym", char) | ("kw", type, value, length) | ("ws",) | ("unknown",) | ("end",)
+_END = ("end",)
+
+
+def _keyword(word: str) -> tuple:
+    """KeywordTable::Lookup: the first three characters lowercased (c | 0x20); a longer word only for a month."""
+    prefix = "".join(chr(ord(c) | 0x20) for c in word[:3])
+    length = len(word.encode("utf-16-le")) // 2  # UTF-16 code units, as V8 counts
+    for name, kind, value in _KEYWORDS:
+        if prefix == name and (length <= 3 or kind == _MONTH):
+            return ("kw", kind, value, length)
+    return ("kw", _INVALID, 0, length)
+
+
+def _tokens(text: str) -> list[tuple]:
+    """DateStringTokenizer::Scan over the whole string (it is context-free)."""
+    out: list[tuple] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if "0" <= c <= "9":
+            start = i
+            while i < n and text[i] == "0":
+                i += 1
+            digits = i
+            while i < n and "0" <= text[i] <= "9":
+                i += 1
+            significant = text[digits:i][:9]  # ReadUnsignedNumeral: 9 significant digits, the rest skipped
+            out.append(("num", int(significant) if significant else 0, i - start))
+        elif c in ":-+.)":
+            out.append(("sym", c))
+            i += 1
+        elif c >= "A" and c not in JS_WHITESPACE:
+            start = i
+            while i < n and text[i] >= "A" and text[i] not in JS_WHITESPACE:
+                i += 1
+            out.append(_keyword(text[start:i]))
+        elif c in JS_WHITESPACE:
+            out.append(("ws",))
+            i += 1
+        elif c == "(":
+            balance = 0
+            while True:  # SkipParentheses
+                ch = text[i] if i < n else ""
+                if ch == ")":
+                    balance -= 1
+                elif ch == "(":
+                    balance += 1
+                i += 1
+                if not (balance > 0 and i < n):
+                    break
+            out.append(("unknown",))
+        else:
+            out.append(("unknown",))
+            i += 1
+    out.append(_END)
+    return out
+
+
+class _Scanner:
+    __slots__ = ("tokens", "pos")
+
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.pos = 0
+
+    def peek(self) -> tuple:
+        return self.tokens[self.pos]
+
+    def next(self) -> tuple:
+        token = self.tokens[self.pos]
+        if token is not _END:
+            self.pos += 1
+        return token
+
+    def skip(self, symbol: str) -> bool:
+        if self.tokens[self.pos] == ("sym", symbol):
+            self.pos += 1
+            return True
+        return False
+
+
+def _fixed(token: tuple, length: int) -> bool:
+    return token[0] == "num" and token[2] == length
+
+
+def _is_sign(token: tuple) -> bool:
+    return token[0] == "sym" and token[1] in "+-"
+
+
+def _is_z(token: tuple) -> bool:
+    return token[0] == "kw" and token[1] == _ZONE_NAME and token[3] == 1 and token[2] == 0
+
+
+def _millis(token: tuple) -> int:
+    """ReadMilliseconds: the first three significant digits of the numeral."""
+    number, length = token[1], token[2]
+    if length == 1:
+        return number * 100
+    if length == 2:
+        return number * 10
+    if length > 3:
+        return number // 10 ** (min(length, 9) - 3)
+    return number
+
+
+class _Parts:
+    """V8's DayComposer, TimeComposer and TimeZoneComposer in one."""
+
+    __slots__ = ("day", "named_month", "iso", "time", "hour_offset", "sign", "zone_hour", "zone_minute")
+
+    def __init__(self) -> None:
+        self.day: list[int] = []
+        self.named_month: int | None = None
+        self.iso = False
+        self.time: list[int] = []
+        self.hour_offset: int | None = None
+        self.sign: int | None = None
+        self.zone_hour: int | None = None
+        self.zone_minute: int | None = None
+
+    def add_day(self, n: int) -> bool:
+        if len(self.day) < 3:
+            self.day.append(n)
+            return True
+        return False
+
+    def add_time(self, n: int) -> bool:
+        if len(self.time) < 4:
+            self.time.append(n)
+            return True
+        return False
+
+    def add_final_time(self, n: int) -> bool:
+        if not self.add_time(n):
+            return False
+        self.time.extend([0] * (4 - len(self.time)))
+        return True
+
+    def time_expecting(self, n: int) -> bool:
+        index = len(self.time)
+        return (index == 1 and 0 <= n <= 59) or (index == 2 and 0 <= n <= 59) or (index == 3 and 0 <= n <= 999)
+
+    def set_zone(self, hours: int) -> None:
+        self.sign = -1 if hours < 0 else 1
+        self.zone_hour, self.zone_minute = abs(hours), 0
+
+    def zone_expecting(self, n: int) -> bool:
+        return self.zone_hour is not None and self.zone_minute is None and 0 <= n <= 59
+
+    def zone_is_utc(self) -> bool:
+        return self.zone_hour == 0 and self.zone_minute == 0
+
+    def write(self) -> int | None:
+        if not self.day:
             return None
-        return utc_ms(int(y), int(mo) - 1, int(d), int(match["h"] or 0), int(match["mi"] or 0), int(match["s"] or 0))
-    try:  # V8's legacy parser, for the other forms events carry: RFC 2822 and its relatives
-        parsed = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+        comp = self.day + [1] * (3 - len(self.day))  # index_ is 3 from here on, as in DayComposer::Write
+        year = 0
+        if self.named_month is None:
+            if self.iso or not 1 <= comp[0] <= 31:
+                year, month, day = comp
+            else:
+                month, day, year = comp
+        else:
+            month = self.named_month
+            if not 1 <= comp[0] <= 31:
+                year, day = comp[0], comp[1]
+            else:
+                day, year = comp[0], comp[1]
+        if not self.iso:
+            if 0 <= year <= 49:
+                year += 2000
+            elif 50 <= year <= 99:
+                year += 1900
+        if not (1 <= month <= 12 and 1 <= day <= 31):
+            return None
+        hour, minute, second, millis = self.time + [0] * (4 - len(self.time))
+        if self.hour_offset is not None:
+            if not 0 <= hour <= 12:
+                return None
+            hour = hour % 12 + self.hour_offset
+        if not (0 <= hour <= 23 and minute <= 59 and second <= 59 and millis <= 999):
+            if hour != 24 or minute or second or millis:
+                return None
+        offset = 0
+        if self.sign is not None:
+            total = (self.zone_hour or 0) * 3600 + (self.zone_minute or 0) * 60
+            if total > 2**31 - 1:
+                return None
+            offset = self.sign * total
+        days = _days_from_civil(year, month, 1) + day - 1
+        ms = days * _MS_PER_DAY + ((hour * 60 + minute) * 60 + second) * 1000 + millis
+        return clip(ms - offset * 1000)
+
+
+def _v8_parse(text: str) -> int | None:
+    """`Date.parse(text)` as V8 does it, for any string (DateParser::Parse)."""
+    scanner = _Scanner(text)
+    parts = _Parts()
+    token = _es5(scanner, parts)
+    if token is None:
         return None
-    if parsed.tzinfo is None:  # no zone: local time, and Segment's servers run in UTC
-        return utc_ms(parsed.year, parsed.month - 1, parsed.day, parsed.hour, parsed.minute, parsed.second)
-    offset = parsed.utcoffset().total_seconds() * 1000  # type: ignore[union-attr]
-    local = utc_ms(parsed.year, parsed.month - 1, parsed.day, parsed.hour, parsed.minute, parsed.second)
-    return None if local is None else clip(local - offset)
+    has_read_number = bool(parts.day)
+    while token is not _END:
+        kind = token[0]
+        if kind == "num":
+            has_read_number = True
+            n = token[1]
+            if scanner.skip(":"):
+                if scanner.skip(":"):
+                    if parts.time:
+                        return None
+                    parts.add_time(n)
+                    parts.add_time(0)
+                else:
+                    if not parts.add_time(n):
+                        return None
+                    if scanner.peek() == ("sym", "."):
+                        scanner.next()
+            elif scanner.skip(".") and parts.time_expecting(n):  # the "." is consumed either way
+                parts.add_time(n)
+                if scanner.peek()[0] != "num":
+                    return None
+                parts.add_final_time(_millis(scanner.next()))
+            elif parts.zone_expecting(n):
+                parts.zone_minute = n
+            elif parts.time_expecting(n):
+                parts.add_final_time(n)
+                peek = scanner.peek()
+                if not (peek is _END or peek[0] == "ws" or _is_z(peek) or _is_sign(peek)):
+                    return None
+            else:
+                if not parts.add_day(n):
+                    return None
+                scanner.skip("-")
+        elif kind == "kw":
+            word_type, value = token[1], token[2]
+            if word_type == _AM_PM and parts.time:
+                parts.hour_offset = value
+            elif word_type == _MONTH:
+                parts.named_month = value
+                scanner.skip("-")
+            elif word_type == _ZONE_NAME and has_read_number:
+                parts.set_zone(value)
+            elif has_read_number or scanner.peek()[0] == "num":
+                return None  # garbage words are illegal once a number has been read, or right before one
+        elif _is_sign(token) and (parts.zone_is_utc() or parts.time):
+            parts.sign = -1 if token[1] == "-" else 1
+            n = length = 0
+            if scanner.peek()[0] == "num":
+                number = scanner.next()
+                n, length = number[1], number[2]
+            has_read_number = True
+            if scanner.peek() == ("sym", ":"):
+                parts.zone_hour, parts.zone_minute = n, None
+            elif length in (1, 2):
+                parts.zone_hour, parts.zone_minute = n, 0
+            elif length in (3, 4):
+                parts.zone_hour, parts.zone_minute = n // 100, n % 100
+            else:
+                return None
+        elif (_is_sign(token) or token == ("sym", ")")) and has_read_number:
+            return None
+        token = scanner.next()
+    return parts.write()
+
+
+def _es5(scanner: _Scanner, parts: _Parts) -> tuple | None:
+    """ParseES5DateTime: the token the legacy parser goes on from (`_END` when the ES5 form was read whole), None
+    when the string is invalid."""
+    if _is_sign(scanner.peek()):
+        sign_token = scanner.next()
+        if not _fixed(scanner.peek(), 6):
+            return sign_token
+        sign = -1 if sign_token[1] == "-" else 1
+        year = scanner.peek()[1]
+        if sign < 0 and year == 0:
+            return sign_token
+        scanner.next()
+        parts.add_day(sign * year)
+    elif _fixed(scanner.peek(), 4):
+        parts.add_day(scanner.next()[1])
+    else:
+        return scanner.next()
+    if scanner.skip("-"):
+        if not _fixed(scanner.peek(), 2) or not 1 <= scanner.peek()[1] <= 12:
+            return scanner.next()
+        parts.add_day(scanner.next()[1])
+        if scanner.skip("-"):
+            if not _fixed(scanner.peek(), 2) or not 1 <= scanner.peek()[1] <= 31:
+                return scanner.next()
+            parts.add_day(scanner.next()[1])
+    peek = scanner.peek()
+    if not (peek[0] == "kw" and peek[1] == _TIME_SEPARATOR):
+        if peek is not _END:
+            return scanner.next()
+    else:
+        scanner.next()
+        if not _fixed(scanner.peek(), 2) or not 0 <= scanner.peek()[1] <= 24:
+            return None
+        hour_is_24 = scanner.peek()[1] == 24
+        parts.add_time(scanner.next()[1])
+        if not scanner.skip(":"):
+            return None
+        if not _fixed(scanner.peek(), 2) or not 0 <= scanner.peek()[1] <= 59 or (hour_is_24 and scanner.peek()[1]):
+            return None
+        parts.add_time(scanner.next()[1])
+        if scanner.skip(":"):
+            if not _fixed(scanner.peek(), 2) or not 0 <= scanner.peek()[1] <= 59 or (hour_is_24 and scanner.peek()[1]):
+                return None
+            parts.add_time(scanner.next()[1])
+            if scanner.skip("."):
+                if scanner.peek()[0] != "num" or (hour_is_24 and scanner.peek()[1]):
+                    return None
+                parts.add_time(_millis(scanner.next()))
+        if _is_z(scanner.peek()):
+            scanner.next()
+            parts.set_zone(0)
+        elif _is_sign(scanner.peek()):
+            parts.sign = 1 if scanner.next()[1] == "+" else -1
+            if _fixed(scanner.peek(), 4):
+                hourmin = scanner.next()[1]
+                hour, minute = hourmin // 100, hourmin % 100
+                if not (0 <= hour <= 23 and 0 <= minute <= 59):
+                    return None
+                parts.zone_hour, parts.zone_minute = hour, minute
+            else:
+                if not _fixed(scanner.peek(), 2) or not 0 <= scanner.peek()[1] <= 23:
+                    return None
+                parts.zone_hour = scanner.next()[1]
+                if not scanner.skip(":"):
+                    return None
+                if not _fixed(scanner.peek(), 2) or not 0 <= scanner.peek()[1] <= 59:
+                    return None
+                parts.zone_minute = scanner.next()[1]
+        if scanner.peek() is not _END:
+            return None
+    if parts.sign is None and not parts.time:
+        parts.set_zone(0)  # a date-only form is UTC (local time is UTC here anyway)
+    parts.iso = True
+    return _END
 
 
 def _es_iso_ms(match: re.Match) -> int | None:
@@ -245,7 +607,10 @@ def _es_iso_ms(match: re.Match) -> int | None:
     return clip(ms)
 
 
-_DAYJS_PARSE = re.compile(r"^(\d{4})[-/]?(\d{1,2})?[-/]?(\d{0,2})[Tt\s]*(\d{1,2})?:?(\d{1,2})?:?(\d{1,2})?[.:]?(\d+)?$")
+# JavaScript's \d is ASCII and its \s is JS_WHITESPACE (Python's are wider and narrower).
+JS_SPACE_CLASS = "[\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
+_DAYJS_PARSE = re.compile(r"^([0-9]{4})[-/]?([0-9]{1,2})?[-/]?([0-9]{0,2})(?:[Tt]|" + JS_SPACE_CLASS +
+                          r")*([0-9]{1,2})?:?([0-9]{1,2})?:?([0-9]{1,2})?[.:]?([0-9]+)?\Z")  # \Z: JS's $ (no newline)
 
 
 def dayjs_ms(value: Any) -> int | None:

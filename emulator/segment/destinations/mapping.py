@@ -191,7 +191,7 @@ def _walk(current: Any, keys: tuple[str, ...]) -> Any:
             return current
         if isinstance(current, dict):
             current = current.get(key, UNDEFINED)
-        elif isinstance(current, list) and key.isdigit():
+        elif isinstance(current, list) and key.isdigit() and key.isascii():
             index = int(key)
             current = current[index] if index < len(current) else UNDEFINED
         elif isinstance(current, str) and key == "length":
