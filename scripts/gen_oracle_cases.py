@@ -656,6 +656,9 @@ def fuzz_found_cases(g: Gen) -> None:
     g.braze("fuzz: __proto__ keys (JSON.parse's own key, dropped by Object.assign)", "Identify Calls", "classic",
             g.event("identify", userId="pr", traits={"__proto__": {"email": "p@example.com"}, "a": 1,
                                                      "n": {"__proto__": None, "k": [{"__proto__": 5, "z": 0}]}}))
+    g.braze("fuzz: a __proto__ object is the product's prototype (inherited product_id)", "Order Completed Calls",
+            "classic", g.event("track", userId="pi", event="Order Completed", properties={
+                "products": [{"__proto__": {"product_id": "p-inherited", "sku": "s"}, "price": 1}]}))
     key = "dormant_shopper"
     personas = {"computation_class": "audience", "computation_id": "aud_2f1", "computation_key": key}
 

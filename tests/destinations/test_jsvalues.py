@@ -92,3 +92,9 @@ def test_json_numbers_are_the_doubles_json_parse_made():
 def test_to_number_reads_javascript_whitespace_and_ascii_digits_only():
     assert to_number("\u00a012\u3000") == 12 and to_number("\ufeff-1e3\n") == -1000
     assert math.isnan(to_number("١٢٣")) and math.isnan(to_number("\u200b12")) and math.isnan(to_number("1_000"))
+
+
+def test_json_text_escapes_a_lone_surrogate_as_well_formed_json_stringify_does():
+    assert json_text({"a": "x\ud800y", "\udc00": "😀é"}) == '{"a":"x\\ud800y","\\udc00":"😀é"}'
+    # V8 reads a word from any character from "A" on, surrogates included (Node: both are 2026-11-20)
+    assert date_ms("Nov\ud800 20 2026") == date_ms("\ud800 Nov 20 2026") == date_ms("Nov 20 2026")

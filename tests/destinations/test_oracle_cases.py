@@ -23,7 +23,13 @@ CASES = json.loads(FIXTURES.read_text())["cases"]
 # scripts/fuzz_oracle.py found next: doubles beyond 2**53, non-ASCII digit keys, V8's legacy date parser, ajv's
 # "Infinity" integers, actions-core's audience-membership TypeError and batch-wide throws, "Invalid time value",
 # __proto__ keys.)
-XFAILS: dict[str, str] = {}
+XFAILS: dict[str, str] = {
+    "386 fuzz: a __proto__ object is the product's prototype (inherited product_id)":
+        "a `__proto__` key whose value is an object becomes the prototype when actions-core's removeUndefined copies "
+        "the payload (Object.assign): Segment then reads inherited fields (ajv's required and type checks, the "
+        "action's `product.product_id`) while enumeration skips them. We only drop the key: we refuse the product "
+        "for its missing product_id, Segment sends product_id 'p-inherited'.",
+}
 
 
 def _param(case: dict):

@@ -111,11 +111,19 @@ def _big_int(value: int) -> int | float | None:
 
 
 def json_text(value: Any) -> str:
-    """`JSON.stringify(value)`: compact, non-ASCII kept, numbers written as JavaScript writes them."""
+    """`JSON.stringify(value)`: compact, non-ASCII kept, numbers written as JavaScript writes them, a lone surrogate
+    escaped (well-formed JSON.stringify; Python would write it raw, which no UTF-8 encoder takes)."""
     value = json_numbers(value)
     if not _has_odd_float(value):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return _stringify(value)  # a float Python writes otherwise (1e-07 for 1e-7): rare enough to encode by hand
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    else:
+        text = _stringify(value)  # a float Python writes otherwise (1e-07 for 1e-7): rare enough to encode by hand
+    if _SURROGATE.search(text):  # json.loads pairs valid surrogates: any left in a str is lone
+        text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _stringify(value: Any) -> str:
@@ -246,7 +254,7 @@ _END = ("end",)
 def _keyword(word: str) -> tuple:
     """KeywordTable::Lookup: the first three characters lowercased (c | 0x20); a longer word only for a month."""
     prefix = "".join(chr(ord(c) | 0x20) for c in word[:3])
-    length = len(word.encode("utf-16-le")) // 2  # UTF-16 code units, as V8 counts
+    length = len(word.encode("utf-16-le", "surrogatepass")) // 2  # UTF-16 code units, as V8 counts
     for name, kind, value in _KEYWORDS:
         if prefix == name and (length <= 3 or kind == _MONTH):
             return ("kw", kind, value, length)
