@@ -173,6 +173,10 @@ class Fuzz:
                              if self.chance(0.5)}
         if self.chance(0.3):
             ctx["location"] = self.pick(gen.LOCATIONS) if self.chance(0.6) else self.obj(2)
+        if self.chance(0.05):
+            ctx["traits"] = self.pick([None, [], "t", 5, ["a@b.co"], {"email": {"x": 1}}])
+        if self.chance(0.03):
+            ctx["personas"] = self.pick([None, "p", [], {"computation_class": "audience", "computation_key": "k"}])
         if self.chance(0.1):
             ctx = self.pick([None, [], "ctx", 5]) if self.chance(0.3) else ctx
         return ctx
@@ -361,14 +365,14 @@ class Fuzz:
                 ctx["device"] = {"id": self.pick(devices) if self.chance(0.9) else self.pick(["", None, 7])}
             event["context"] = ctx
             if identify_mode:
-                event["traits"] = membership
+                event["traits"] = membership if self.chance(0.95) else self.pick([None, [], "t", [membership]])
             else:
                 event["event"] = "Audience Entered" if member is True else "Audience Exited"
                 if self.chance(0.93):
                     props = {"audience_key": key, **membership}
                     if use_alias and self.chance(0.8):
                         props["alias_name"] = self.pick(["a@example.com", "b@example.com", "", None, 5])
-                    event["properties"] = props
+                    event["properties"] = props if self.chance(0.95) else self.pick([None, [], "p", [props]])
                 if self.chance(0.05):
                     event["traits"] = membership
             events.append(event)
