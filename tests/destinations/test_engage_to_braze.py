@@ -65,7 +65,7 @@ def test_a_user_unknown_to_braze_is_not_added_to_the_cohort():
         assert sb.segment.deliveries(destination="braze_cohorts")[0]["outcome"] == "delivered"
 
 
-def test_engage_messages_reach_the_served_braze_when_served():
+def test_engage_messages_reach_braze_over_http_when_served():
     with sandbox_for({"braze": {"identify": True}}) as sb:
         sb.serve()
         become_dormant(sb)

@@ -1,8 +1,8 @@
 """How a destination's request reaches its endpoint.
 
-`endpoint: braze` means the sandbox's own Braze app, called in the same process through WSGI whether or not the
-sandbox is served: the Braze app sees the same request (path, headers, JSON body, its journal, faults and rate
-limits) without a socket and a second HTTP stack in the way. Any other value is a base URL reached over HTTP.
+`endpoint: braze` means the sandbox's own Braze app: over HTTP when the sandbox is served, as in production
+(EMULATOR.md §1), and in the same process through a plain WSGI call otherwise (the Braze app sees the same request:
+path, headers, JSON body, its journal, faults and rate limits). Any other value is a base URL reached over HTTP.
 """
 from __future__ import annotations
 
@@ -58,19 +58,19 @@ class Transport:
 
     def send(self, endpoint: str, method: str, path: str, headers: dict[str, str], body: Any,
              delivery_id: str | None = None) -> Answer:
-        if endpoint == SANDBOX_BRAZE:
-            sent_headers = dict(headers)
-            if delivery_id:
-                # Only our own Braze understands it: a redelivered request is a no-op (at-least-once -> exactly-once).
-                sent_headers[DELIVERY_HEADER] = delivery_id
-            started = time.perf_counter()
-            # addressed as the served Braze when there is one, so its journal reads as it would over the socket
-            served = self.sandbox.urls.get("braze")
-            host = served.split("://", 1)[-1].rstrip("/") if served else "braze.emulator"
-            status, response_headers, content = call_wsgi(self.sandbox.braze_app, method, path, sent_headers,
-                                                          _encode_json(body), host=host)
-            return Answer(status, response_headers, _decode(content), (time.perf_counter() - started) * 1000)
-        return self._send_http(endpoint, method, path, headers, body)
+        if endpoint != SANDBOX_BRAZE:
+            return self._send_http(endpoint, method, path, headers, body)
+        sent_headers = dict(headers)
+        if delivery_id:
+            # Only our own Braze understands it: a redelivered request is a no-op (at-least-once -> exactly-once).
+            sent_headers[DELIVERY_HEADER] = delivery_id
+        served = self.sandbox.urls.get("braze")
+        if served:
+            return self._send_http(served, method, path, sent_headers, body)
+        started = time.perf_counter()
+        status, response_headers, content = call_wsgi(self.sandbox.braze_app, method, path, sent_headers,
+                                                      _encode_json(body))
+        return Answer(status, response_headers, _decode(content), (time.perf_counter() - started) * 1000)
 
     def _send_http(self, endpoint: str, method: str, path: str, headers: dict[str, str], body: Any) -> Answer:
         import httpx
