@@ -504,6 +504,136 @@ def compare(case: dict) -> list[str]:
     return problems
 
 
+# -- Braze's answers: what Segment records per event when Braze answers something else than 201 success ------------
+
+ANSWERS: dict[int, tuple[int, bytes]] = {}  # case number -> what the endpoint /a/<n>/... answers
+
+
+class _Answering(gen._Created):
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        parts = self.path.split("/")
+        status, body = ANSWERS.get(int(parts[2]), (201, b'{"message":"success"}')) if parts[1:2] == ["a"] \
+            else (201, b'{"message":"success"}')
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _serve_answers() -> tuple[Any, str]:
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answering)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def answer_for(fuzz: Fuzz, case: dict) -> tuple[int, Any]:
+    """A random answer from Braze: success with per-object errors (indexes in and out of range, odd types), or an
+    error status with a message and errors."""
+    n = len(case.get("events") or [1]) + 2
+    errors = [{"type": fuzz.pick(["'external_id' is not valid", "bad", "", None, 5]),
+               "input_array": fuzz.pick(["events", "purchases", "attributes"]),
+               "index": fuzz.pick([fuzz.rng.randrange(n), fuzz.rng.randrange(n), -1, "0", None, 1.0])}
+              for _ in range(fuzz.rng.randrange(0, 4))]
+    roll = fuzz.rng.random()
+    if roll < 0.45:
+        return 201, {"message": "success", "errors": errors}
+    if roll < 0.5:
+        return 201, {"message": "success", "errors": fuzz.pick([None, "x", {}, [1, "a"]])}
+    status = fuzz.pick([400, 400, 401, 403, 404, 413, 429, 500, 502, 503])
+    body: dict[str, Any] = {"message": fuzz.pick(["Valid data must be provided", "Invalid API Key", "", "ünï"])}
+    if fuzz.chance(0.2):
+        body.pop("message")
+    if fuzz.chance(0.6):
+        body["errors"] = errors
+    return status, body
+
+
+def run_oracle_answers(oracle_dir: Path, cases: list[dict], endpoint: str, first: int) -> list[dict]:
+    """gen.run_oracle with each case's own endpoint /a/<n> (its answer)."""
+    import os
+    import subprocess
+
+    results: list[dict | None] = [None] * len(cases)
+    by_env: dict[str, list[int]] = {}
+    for i, case in enumerate(cases):
+        by_env.setdefault(json.dumps(case.get("oracle", {}).get("env", {}), sort_keys=True), []).append(i)
+    for env_text, indexes in by_env.items():
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BRAZE_COHORTS_PARTNER_API_KEY")}
+        env.update(json.loads(env_text))
+        stdin = json.dumps([gen._oracle_input(cases[i], f"{endpoint}/a/{first + i}") for i in indexes])
+        done = subprocess.run(["node", "oracle.js"], cwd=oracle_dir, input=stdin, capture_output=True, text=True,
+                              env=env, check=False)
+        if done.returncode != 0:
+            sys.exit(f"oracle failed ({done.returncode}): {done.stderr[-2000:]}")
+        for i, result in zip(indexes, json.loads(done.stdout)):
+            results[i] = result
+    return results  # type: ignore[return-value]
+
+
+# Known and not fixable in the mapping: the outbox settles refusals before it sends (outbox.py).
+KNOWN = ("known: Segment fails the events refused before sending too when the batch throws after the call (an "
+         "HTTP error of the ecommerce or cohort call, a TypeError reading Braze's errors)")
+
+
+def compare_outcomes(case: dict, status: int, body: Any) -> list[str]:
+    """Per-event outcomes once Braze answered (status, body): ours (refusals, then read_response of each request)
+    against Segment's (perform's error or success, performBatch's multistatus, or the batch's throw)."""
+    from emulator.segment.destinations import braze_cohorts
+
+    events = case["events"] if "events" in case else [case["event"]]
+    plan = _plan(case, events)
+    reader = braze_cloud.read_response if case["destination"] == "braze" else braze_cohorts.read_response
+    ours: dict[int, tuple] = {i: (r.status, r.code, r.message) for i, r in plan.refusals.items()}
+    sent = []
+    for request in plan.requests:
+        sent.append(_as_sent(request))
+        outcomes = reader(request, status, body)
+        for outcome in outcomes:
+            if outcome.index not in ours or ours[outcome.index][0] < 300:
+                ours[outcome.index] = (outcome.status, outcome.code, outcome.message)
+        if not 200 <= status < 300 and case["destination"] == "braze-cohorts":
+            break  # the outbox stops a cohort group at its first failed call (Segment's call throws)
+    for i in plan.skipped:
+        ours.setdefault(i, (200, None, None))
+    problems = []
+    expected = [{k: r[k] for k in ("method", "path", "headers", "body")} for r in case["requests"]]
+    if sent != expected:
+        problems.append(f"requests: ours {[r['path'] for r in sent]} vs segment {[r['path'] for r in expected]}: "
+                        + (_first_difference(sent, expected) if len(sent) == len(expected) else ""))
+    if "event" in case:
+        if case["outcome"] == "error":
+            want = (case.get("error_status", 400), case["error"])
+            got = ours.get(0)
+            if not got or (got[0], got[2]) != want:
+                problems.append(f"single: ours {got} vs segment {want}")
+        elif ours.get(0) and ours[0][0] >= 300:
+            problems.append(f"single: ours {ours[0]} vs segment success")
+        return problems
+    if case["outcome"] == "error":
+        want = (case.get("error_status", 400), case["error"])
+        got = {i: (o[0], o[2]) for i, o in ours.items()}
+        if got != {i: want for i in range(len(events))}:
+            if any(got.get(i) != want for i in range(len(events)) if i not in plan.refusals):
+                problems.append(f"batch threw: ours {_short(got, 300)} vs segment all {want}")
+            else:
+                problems.append(f"{KNOWN} ({len(plan.refusals)} refused, the rest fail with {want})")
+        return problems
+    for i, result in enumerate(case.get("per_event_results", [])):
+        mine = ours.get(i)
+        if result["status"] >= 300:
+            want = (result["status"], result.get("errortype", mine[1] if mine else None), result.get("errormessage"))
+            if mine != want:
+                problems.append(f"event {i}: ours {mine} vs segment {want}")
+        elif mine is None or mine[0] >= 300:
+            problems.append(f"event {i}: ours {mine} vs segment {result['status']}")
+    return problems
+
+
 # -- JavaScript values directly: Date, dayjs, Number, String ------------------------------------------------------
 
 _VALUES_JS = r"""
@@ -554,30 +684,44 @@ def run_values(oracle_dir: Path, seed: int, count: int) -> int:
 # -- main ---------------------------------------------------------------------------------------------------------
 
 def run(oracle_dir: Path, seed: int, count: int, chunk: int, only: int | None, dump: Path | None,
-        proto: bool = False, destination: str | None = None) -> int:
+        proto: bool = False, destination: str | None = None, answers: bool = False) -> int:
     fuzz = Fuzz(seed, proto, destination)
     cases = [_roundtrip(fuzz.case(n)) for n in range(count)]
+    if answers:
+        for n, case in enumerate(cases):
+            status, body = answer_for(fuzz, case)
+            case["answer"] = {"status": status, "body": body}
+            ANSWERS[n] = (status, json.dumps(body).encode())
     if only is not None:
         cases = [cases[only]]
-    server, endpoint = gen._serve()
+    server, endpoint = _serve_answers()
     found: list[dict] = []
+    known = 0
     started = time.monotonic()
     try:
         for start in range(0, len(cases), chunk):
             part = cases[start:start + chunk]
-            results = gen.run_oracle(oracle_dir, part, endpoint)
-            for case, result in zip(part, results):
-                recorded = gen.record(case, result, endpoint)
-                problems = compare(recorded)
+            first = start if only is None else only
+            results = run_oracle_answers(oracle_dir, part, endpoint, first)
+            for n, (case, result) in enumerate(zip(part, results), first):
+                recorded = gen.record(case, result, f"{endpoint}/a/{n}")
+                if answers:
+                    problems = compare_outcomes(recorded, case["answer"]["status"], case["answer"]["body"])
+                else:
+                    problems = compare(recorded)
                 if only is not None:
                     print(json.dumps(recorded, indent=1, ensure_ascii=False)[:20000])
+                if problems == [p for p in problems if p.startswith(KNOWN)]:
+                    known += bool(problems)
+                    problems = []
                 if problems:
                     found.append({**recorded, "problems": problems})
                     print(f"[{case['description']}] " + " | ".join(problems)[:600])
     finally:
         server.shutdown()
     elapsed = time.monotonic() - started
-    print(f"{len(cases)} cases, {len(found)} disagreements ({elapsed:.0f} s, seed {seed})", file=sys.stderr)
+    print(f"{len(cases)} cases, {len(found)} disagreements ({elapsed:.0f} s, seed {seed})"
+          + (f"; {known} more of the known class: {KNOWN[7:]}" if known else ""), file=sys.stderr)
     if dump:
         dump.write_text(json.dumps(found, indent=1))  # ASCII: lone surrogates too
     return 1 if found else 0
@@ -593,6 +737,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dump", type=Path, help="write the disagreeing cases (with Segment's answers) here")
     parser.add_argument("--proto", action="store_true", help="also generate `__proto__` keys (JSON.parse: own keys)")
     parser.add_argument("--destination", choices=["braze", "braze-cohorts"], help="only this destination's cases")
+    parser.add_argument("--answers", action="store_true",
+                        help="Braze answers at random (per-object errors, error statuses): compare per-event outcomes")
     parser.add_argument("--values", type=int, metavar="N",
                         help="instead: N date-ish strings through Node's Date, dayjs and Number against jsvalues")
     args = parser.parse_args(argv)
@@ -600,7 +746,8 @@ def main(argv: list[str] | None = None) -> None:
     gen._package_version(args.oracle)
     if args.values:
         sys.exit(run_values(args.oracle, args.seed, args.values))
-    sys.exit(run(args.oracle, args.seed, args.cases, args.chunk, args.only, args.dump, args.proto, args.destination))
+    sys.exit(run(args.oracle, args.seed, args.cases, args.chunk, args.only, args.dump, args.proto, args.destination,
+                 args.answers))
 
 
 if __name__ == "__main__":

@@ -50,11 +50,18 @@ PARTNER_KEY = "partner-key-us"  # Segment reads it from BRAZE_COHORTS_PARTNER_AP
 # -- a 201 endpoint ---------------------------------------------------------------------------------------------------
 
 
+# A case with an `answer` ({"status", "body"}) is run against <endpoint>/a/<n>, which answers that instead of 201.
+ANSWERS: dict[int, tuple[int, bytes]] = {}
+
+
 class _Created(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         self.rfile.read(int(self.headers.get("content-length") or 0))
-        body = b'{"message":"success"}'
-        self.send_response(201)
+        status, body = 201, b'{"message":"success"}'
+        parts = self.path.split("/")
+        if parts[1:2] == ["a"] and int(parts[2]) in ANSWERS:
+            status, body = ANSWERS[int(parts[2])]
+        self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
@@ -659,6 +666,27 @@ def fuzz_found_cases(g: Gen) -> None:
     g.braze("fuzz: a __proto__ object is the product's prototype (inherited product_id)", "Order Completed Calls",
             "classic", g.event("track", userId="pi", event="Order Completed", properties={
                 "products": [{"__proto__": {"product_id": "p-inherited", "sku": "s"}, "price": 1}]}))
+    # Braze answering something else than 201 success (`answer`): what Segment records per event.
+    def answered(status: int, body: dict) -> None:
+        g.cases[-1]["answer"] = {"status": status, "body": body}
+
+    tracks = [g.event("track", lean=True, userId=f"r{i}", event="A", properties={}) for i in range(3)]
+    g.braze("fuzz answers: 201 with errors indexed '1', 2.0 and -1 (JavaScript property keys)", "Track Calls",
+            "classic", tracks)
+    answered(201, {"message": "success", "errors": [{"type": "bad1", "index": "1"}, {"type": "bad2", "index": 2.0},
+                                                    {"type": "x", "index": -1}, {"type": "y", "index": "01"}]})
+    g.braze("fuzz answers: 400 whose error names no sent object (TypeError reading it)", "Identify Calls", "classic",
+            [g.event("identify", lean=True, userId=f"r{i}", traits={"plan": i}) for i in range(2)])
+    answered(400, {"message": "Valid data must be provided", "errors": [{"type": "t", "index": 0},
+                                                                         {"type": "t", "index": 5}]})
+    g.braze("fuzz answers: 201 with a null error (TypeError reading it)", "Track Calls", "current", tracks[:2])
+    answered(201, {"message": "success", "errors": [None]})
+    ecommerce = [g.event("track", lean=True, userId=f"e{i}", event="Order Completed",
+                         properties=order_props(g, [_product(g, 0)], **({"currency": _DROP} if i == 0 else {})))
+                 for i in range(3)]
+    g.braze("fuzz answers: ecommerce errors index the payloads that passed the check", "Order Placed (beta)",
+            "current", ecommerce)
+    answered(201, {"message": "success", "errors": [{"type": "bad", "index": 1}]})
     key = "dormant_shopper"
     personas = {"computation_class": "audience", "computation_id": "aud_2f1", "computation_key": key}
 
@@ -683,6 +711,10 @@ def fuzz_found_cases(g: Gen) -> None:
     g.add("cohorts: fuzz: personas null", "braze-cohorts", "Sync Audience", "classic", cohort_oracle,
           dict(COHORT_SETTINGS), {"personas_audience_key": key},
           event={**aud("n1", True, "2026-11-20T10:00:00Z"), "context": {"personas": None}})
+    g.add("cohorts: fuzz answers: a failed call fails the batch's refused events too", "braze-cohorts",
+          "Sync Audience", "classic", cohort_oracle, dict(COHORT_SETTINGS), {"personas_audience_key": key},
+          events=[aud("f1", True, "2026-11-20T10:00:00Z"), aud("f2", False, _DROP)])
+    answered(500, {"message": "oops"})
 
 
 def build(seed: int) -> list[dict]:
@@ -694,6 +726,14 @@ def build(seed: int) -> list[dict]:
 
 
 # -- running the oracle -----------------------------------------------------------------------------------------------
+
+
+def case_endpoint(case: dict, endpoint: str, n: int) -> str:
+    """Where the oracle sends case n's requests: the 201 endpoint, or /a/<n> for a case with its own answer."""
+    if "answer" not in case:
+        return endpoint
+    ANSWERS[n] = (case["answer"]["status"], json.dumps(case["answer"]["body"]).encode())
+    return f"{endpoint}/a/{n}"
 
 
 def _oracle_input(case: dict, endpoint: str) -> dict:
@@ -721,7 +761,7 @@ def run_oracle(oracle_dir: Path, cases: list[dict], endpoint: str) -> list[dict]
     for env_text, indexes in by_env.items():
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRAZE_COHORTS_PARTNER_API_KEY")}
         env.update(json.loads(env_text))
-        stdin = json.dumps([_oracle_input(cases[i], endpoint) for i in indexes])
+        stdin = json.dumps([_oracle_input(cases[i], case_endpoint(cases[i], endpoint, i)) for i in indexes])
         done = subprocess.run(["node", "oracle.js"], cwd=oracle_dir, input=stdin, capture_output=True, text=True,
                               env=env, check=False)
         if done.returncode != 0:
@@ -757,7 +797,8 @@ def record(case: dict, result: dict, endpoint: str) -> dict:
 
 ABOUT = ("Cases generated by scripts/gen_oracle_cases.py (seed {seed}) and run through Segment's own Braze "
          "destinations, npm @segment/action-destinations {version} (destinations 'braze' and 'braze-cohorts'), with "
-         "/work/shared/tools/segment-destination-oracle against a local endpoint answering 201. Same layout as "
+         "/work/shared/tools/segment-destination-oracle against a local endpoint answering 201 (or a case's 'answer': "
+         "its status and body). Same layout as "
          "segment-braze-destinations.json; 'oracle' says how Segment's action was invoked (preset or action, the "
          "mapping overrides it got, its environment), 'mapping_overrides' what our destination gets in its "
          "settings, 'preset_set' the preset set the event is routed in. An 'error' outcome with 'events' means "
@@ -815,7 +856,7 @@ def main(argv: list[str] | None = None) -> None:
             check_existing(args.oracle, endpoint)
         cases = build(args.seed)
         results = run_oracle(args.oracle, cases, endpoint)
-        recorded = [record(c, r, endpoint) for c, r in zip(cases, results)]
+        recorded = [record(c, r, case_endpoint(c, endpoint, i)) for i, (c, r) in enumerate(zip(cases, results))]
     finally:
         server.shutdown()
     text = json.dumps({"about": ABOUT.format(seed=args.seed, version=version), "cases": recorded}, indent=1,

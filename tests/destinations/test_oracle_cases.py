@@ -2,7 +2,9 @@
 fixtures/segment-braze-oracle-cases.json, written by scripts/gen_oracle_cases.py (seeded) with
 /work/shared/tools/segment-destination-oracle (`@segment/action-destinations` 3.497.0). Same checks as
 test_braze_fixtures.py, whose helpers feed a case to our code: same requests key for key and in order, or the same
-refusal, event by event for a batch. Known gaps are strict xfails (XFAILS), each naming the difference."""
+refusal, event by event for a batch; a case with an `answer` (Braze answering something else than 201) also checks
+each event's outcome once our read_response read that answer. Known gaps are strict xfails (XFAILS), each naming the
+difference."""
 from __future__ import annotations
 
 import json
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.segment.destinations import braze_cloud
+from emulator.segment.destinations import braze_cloud, braze_cohorts
 
 from .test_braze_fixtures import ENDPOINT, _as_sent, _case_id, _plan
 
@@ -29,6 +31,11 @@ XFAILS: dict[str, str] = {
         "the payload (Object.assign): Segment then reads inherited fields (ajv's required and type checks, the "
         "action's `product.product_id`) while enumeration skips them. We only drop the key: we refuse the product "
         "for its missing product_id, Segment sends product_id 'p-inherited'.",
+    "394 cohorts: fuzz answers: a failed call fails the batch's refused events too":
+        "when the batch throws after the call (an HTTP error of the cohort or ecommerce call, a TypeError reading "
+        "Braze's errors), Segment fails every event of the batch with it, the ones its payload check refused "
+        "included; the outbox settles our refusals before it sends, so f2 keeps its missing-time refusal "
+        "(outbox.py, not the mapping).",
 }
 
 
@@ -42,6 +49,24 @@ def test_every_xfail_names_a_case() -> None:
     assert set(XFAILS) <= {c["description"] for c in CASES}
 
 
+def _answered(case: dict, plan) -> tuple[list, dict[int, tuple]]:
+    """The requests sent and every event's failure once Braze answered the case's `answer` to each request (refusals
+    first; a cohort group stops at its first failed call, as the outbox does)."""
+    reader = braze_cloud.read_response if case["destination"] == "braze" else braze_cohorts.read_response
+    status, body = case["answer"]["status"], case["answer"]["body"]
+    failed = {i: (r.status, r.code, r.message) for i, r in plan.refusals.items()}
+    sent = []
+    for request in plan.requests:
+        sent.append(request)
+        for outcome in reader(request, status, body):
+            if outcome.index not in failed:
+                if not outcome.ok:
+                    failed[outcome.index] = (outcome.status, outcome.code, outcome.message)
+        if not 200 <= status < 300 and case["destination"] == "braze-cohorts":
+            break
+    return sent, failed
+
+
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_destination_sends_what_segment_sends(case: dict) -> None:
     events = case["events"] if "events" in case else [case["event"]]
@@ -50,25 +75,29 @@ def test_destination_sends_what_segment_sends(case: dict) -> None:
         for event in events:
             assert [p.name for p in braze_cloud.match_presets(event, case["preset_set"])] == [case["preset_or_action"]]
     plan = _plan(case, events)
-    sent = [_as_sent(r) for r in plan.requests]
+    if "answer" in case:  # Braze answered something else than 201 success: per-event outcomes after reading it
+        requests, failed = _answered(case, plan)
+    else:
+        requests, failed = plan.requests, {i: (r.status, r.code, r.message) for i, r in plan.refusals.items()}
+    sent = [_as_sent(r) for r in requests]
     expected = [{k: r[k] for k in ("method", "path", "headers", "body")} for r in case["requests"]]
     assert sent == expected
-    for ours, theirs in zip(plan.requests, expected):
+    for ours, theirs in zip(requests, expected):
         # Key for key, in Segment's order (JSON.stringify's), not only equal as dicts.
         assert json.dumps(ours.body) == json.dumps(theirs["body"])
         assert ours.url == ENDPOINT + theirs["path"]
     if case["outcome"] == "error":
         # One event: perform() refused it. A batch: performBatch threw, which fails every event with the message.
-        assert set(plan.refusals) == set(range(len(events)))
-        for refusal in plan.refusals.values():
-            assert (refusal.message, refusal.status) == (case["error"], case.get("error_status", 400))
+        assert set(failed) == set(range(len(events)))
+        for status, _, message in failed.values():
+            assert (message, status) == (case["error"], case.get("error_status", 400))
     elif "event" in case:
-        assert plan.refusals == {}
+        assert failed == {}
     for index, result in enumerate(case.get("per_event_results", [])):
         if result["status"] >= 400:
-            refusal = plan.refusals[index]
-            assert (refusal.status, refusal.message) == (result["status"], result["errormessage"])
+            status, code, message = failed[index]
+            assert (status, message) == (result["status"], result.get("errormessage"))
             if "errortype" in result:
-                assert refusal.code == result["errortype"]
+                assert code == result["errortype"]
         else:
-            assert index not in plan.refusals
+            assert index not in failed

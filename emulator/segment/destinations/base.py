@@ -93,7 +93,9 @@ class PlannedRequest:
     action: str = ""
     endpoint: str = ""
     batch: bool = False  # built by the action's performBatch (more than one event) rather than perform
-    batch_events: list[int] = field(default_factory=list)  # every event of that batch, refused ones included
+    # the events of that batch performBatch got (the payload check passed), in order: Braze's errors[].index of an
+    # ecommerce batch is a position in it
+    batch_events: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # JavaScript has one number type: 100.0 read from an event is 100 in what Segment sends

@@ -26,6 +26,7 @@ from emulator.segment.destinations.base import (
     DestinationRefusal, EventOutcome, Plan, PlannedRequest, batch_membership_error, check_payload, http_error_code,
     membership_error, reason_phrase, to_date, to_iso,
 )
+from emulator.segment.destinations.jsvalues import js_index, js_string
 from emulator.segment.destinations.mapping import (
     UNDEFINED, Subscription, compile_mapping, default_mapping, remove_undefined, transform, truthy,
 )
@@ -679,6 +680,7 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
     object_count = 0
     checked = 0
     thrown: BatchFailure | None = None
+    valid: list[int] = []  # the payloads performBatch gets (its positions), refused later or not
     mapped = compile_mapping(preset.mapping)  # once per batch, not per event
     fields = ACTION_FIELDS[preset.action]
     update_only = bool(settings.get("update_existing_only"))
@@ -686,6 +688,7 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
         try:
             payload = check_payload(mapped(events[index]), fields, single)
             checked += 1
+            valid.append(index)
             if single and (error := membership_error(events[index])) is not None:
                 raise error
             if preset.action == "trackPurchase" and not single:
@@ -734,11 +737,26 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
     return PlannedRequest(
         method="POST", path=TRACK_PATH, headers=_headers(settings, batch_header), body={array: objects},
         events=list(dict.fromkeys(sources)), sources=sources, action=preset.action,
-        endpoint=settings.get("endpoint", ""), batch=not single, batch_events=list(batch),
+        endpoint=settings.get("endpoint", ""), batch=not single, batch_events=valid,
     )
 
 
 # -- reading Braze's answer ------------------------------------------------------------------------------------------
+
+
+def _thrown(planned: PlannedRequest, message: str, body: Any) -> list[EventOutcome]:
+    """A TypeError thrown while reading Braze's answer escapes performBatch: every event of the batch fails with it
+    (status as for the other JavaScript errors, BatchFailure)."""
+    return [EventOutcome(i, 400, BAD_REQUEST, message, body) for i in planned.events]
+
+
+def _set_key(value: Any) -> Any:
+    """A key that is equal where JavaScript's Set (SameValueZero) finds two values equal."""
+    if value.__class__ in (dict, list):
+        return ("object", id(value))
+    if value.__class__ in (int, float):
+        return ("number", float(value))
+    return (value.__class__.__name__, value)
 
 
 def read_response(planned: PlannedRequest, status: int, body: Any) -> list[EventOutcome]:
@@ -751,7 +769,7 @@ def read_response(planned: PlannedRequest, status: int, body: Any) -> list[Event
       `message` for a batch of the classic actions, the HTTP status text otherwise (the package's HTTPError).
     """
     body = body if isinstance(body, dict) else {}
-    errors = [e for e in body.get("errors") or [] if isinstance(e, dict)] if isinstance(body.get("errors"), list) else []
+    errors = body.get("errors") if isinstance(body.get("errors"), list) else []
     ecommerce = planned.action in ("ecommerce", "ecommerceSingleProduct")
     if not 200 <= status < 300:
         code = http_error_code(status)
@@ -761,27 +779,46 @@ def read_response(planned: PlannedRequest, status: int, body: Any) -> list[Event
             return [EventOutcome(i, status, code, reason_phrase(status), body) for i in planned.events]
         message = body.get("message") if body.get("message") is not None else reason_phrase(status)
         # utils.ts fills one shared Set for every event (`new Array(n).fill(new Set())`): each failed event's body
-        # lists the error types of the whole request.
-        types = list(dict.fromkeys(str(e.get("type")) for e in errors if isinstance(e.get("index"), int)))
-        return [EventOutcome(i, status, code, message, ", ".join(types) or None) for i in planned.events]
+        # lists the error types of the whole request. An error whose index names no sent object makes
+        # `parsedErrors[undefined].add` throw: the batch fails with that TypeError instead.
+        types: dict[Any, Any] = {}
+        for error in errors:
+            if error is None:
+                return _thrown(planned, "Cannot read properties of null (reading 'index')", body)
+            index = js_index(error["index"], len(planned.sources)) if isinstance(error, dict) and "index" in error \
+                else None
+            if index is None:
+                return _thrown(planned, "Cannot read properties of undefined (reading 'add')", body)
+            kind = error.get("type")
+            types.setdefault(_set_key(kind), kind)  # a Set: SameValueZero, objects by identity
+        detail = ", ".join(js_string(t) for t in types.values()) or None
+        return [EventOutcome(i, status, code, message, detail) for i in planned.events]
     if not planned.batch:
         return [EventOutcome(i, status, None, None, body) for i in planned.events]
     outcomes = {i: EventOutcome(i, 200, None, None, "success") for i in planned.events}
     array = next(iter(planned.body))
+    if ecommerce:
+        # functions.ts: for each payload given to performBatch (position p), `errors.find(e => e.index === p)`,
+        # which throws on a null error it reaches; the sent event at that position is reported as the body.
+        for position, event in enumerate(planned.batch_events):
+            for error in errors:
+                if error is None:
+                    return _thrown(planned, "Cannot read properties of null (reading 'index')", body)
+                index = error.get("index") if isinstance(error, dict) else None
+                if index.__class__ in (int, float) and index == position:
+                    sent = planned.body[array][position] if position < len(planned.body[array]) else None
+                    detail = json.dumps(sent, separators=(",", ":"), ensure_ascii=False) if sent is not None \
+                        else None
+                    if event in outcomes:
+                        outcomes[event] = EventOutcome(event, 400, BAD_REQUEST, error.get("type"), detail)
+                    break
+        return list(outcomes.values())
     for error in errors:
-        position = error.get("index")
-        if not isinstance(position, int):
-            continue
-        if ecommerce:
-            # functions.ts matches Braze's index against the batch position (refused events included) and reports
-            # the sent event at that index as the body.
-            event = planned.batch_events[position] if 0 <= position < len(planned.batch_events) else None
-            sent = planned.body[array][position] if 0 <= position < len(planned.body[array]) else None
-            detail = json.dumps(sent, separators=(",", ":"), ensure_ascii=False) if sent is not None else None
-            if event in outcomes:
-                outcomes[event] = EventOutcome(event, 400, BAD_REQUEST, error.get("type"), detail)
-            continue
-        event = planned.sources[position] if 0 <= position < len(planned.sources) else None
+        if error is None:  # `error.index` of null: the TypeError escapes handleBrazeAPIResponse
+            return _thrown(planned, "Cannot read properties of null (reading 'index')", body)
+        index = js_index(error["index"], len(planned.sources)) if isinstance(error, dict) and "index" in error \
+            else None
+        event = planned.sources[index] if index is not None else None
         if event in outcomes and outcomes[event].ok:
             outcomes[event] = EventOutcome(event, 400, BAD_REQUEST, error.get("type"), error.get("type"))
     return list(outcomes.values())

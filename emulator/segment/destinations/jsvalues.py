@@ -147,6 +147,32 @@ def _has_odd_float(value: Any) -> bool:
     return False
 
 
+def js_string(value: Any) -> str:
+    """`String(value)` for a JSON value (an array joins its items with commas, null and undefined items as "")."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return number_string(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ",".join("" if item is None else js_string(item) for item in value)
+    return "[object Object]"
+
+
+def js_index(key: Any, length: int) -> int | None:
+    """The element `array[key]` reads in JavaScript (key made a property key with String()): its index, or None
+    when that is undefined. `arr["1"]`, `arr[1.0]` and `arr[[1]]` are `arr[1]`; `arr["01"]`, `arr[-1]` are not."""
+    if key.__class__ is int:
+        return key if 0 <= key < length else None
+    text = js_string(key)
+    if text.isdigit() and text.isascii() and (text == "0" or text[0] != "0") and int(text) < length:
+        return int(text)
+    return None
+
+
 def to_number(text: str) -> float:
     """`Number(text)` for a string (NaN when it is not a number literal)."""
     stripped = text.strip(_JS_WHITESPACE_TEXT)
