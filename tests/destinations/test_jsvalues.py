@@ -5,8 +5,8 @@ import math
 import pytest
 from hypothesis import given, strategies as st
 
-from emulator.segment.destinations.jsvalues import (date_ms, dayjs_ms, iso_string, json_numbers, json_text, number_string,
-                                                     to_number, ymd)
+from emulator.segment.destinations.jsvalues import (date_ms, dayjs_ms, iso_string, js_index, js_string, json_numbers,
+                                                     json_text, number_string, to_number, ymd)
 
 
 @pytest.mark.parametrize("value, text", [
@@ -98,3 +98,16 @@ def test_json_text_escapes_a_lone_surrogate_as_well_formed_json_stringify_does()
     assert json_text({"a": "x\ud800y", "\udc00": "😀é"}) == '{"a":"x\\ud800y","\\udc00":"😀é"}'
     # V8 reads a word from any character from "A" on, surrogates included (Node: both are 2026-11-20)
     assert date_ms("Nov\ud800 20 2026") == date_ms("\ud800 Nov 20 2026") == date_ms("Nov 20 2026")
+
+
+@pytest.mark.parametrize("key, index", [
+    (1, 1), ("1", 1), (1.0, 1), ([1], 1), ("01", None), (-1, None), ("-0", None), (-0.0, 0), (3, None), (None, None),
+    (True, None), ("1.0", None), (1.5, None), ({}, None), ([], None), ("١", None),
+])
+def test_js_index_is_what_an_array_lookup_reads(key, index):
+    assert js_index(key, 3) == index
+
+
+def test_js_string():
+    assert [js_string(v) for v in (None, True, 5, 1e21, -0.0, "x", [1, None, [2, "a"]], {"a": 1})] == [
+        "null", "true", "5", "1e+21", "0", "x", "1,,2,a", "[object Object]"]
