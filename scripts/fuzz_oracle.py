@@ -681,10 +681,46 @@ def run_values(oracle_dir: Path, seed: int, count: int) -> int:
     return 1 if bad else 0
 
 
+_STRINGIFY_JS = r"""
+const items = JSON.parse(require('fs').readFileSync(0, 'utf8'))
+process.stdout.write(JSON.stringify(items.map((x) => JSON.stringify(JSON.parse(x)))))
+"""
+
+
+def check_texts(oracle_dir: Path, bodies: list[Any]) -> int:
+    """json_text (what the transport sends) against Node's JSON.stringify of the same JSON values: byte for byte."""
+    import subprocess
+
+    from emulator.segment.destinations.jsvalues import json_text
+
+    # The values travel as Python's JSON (ASCII, exact ints): Node reads them as JSON.parse reads an event.
+    texts = [json.dumps(b) for b in bodies]
+    done = subprocess.run(["node", "-e", _STRINGIFY_JS], cwd=oracle_dir, input=json.dumps(texts),
+                          capture_output=True, text=True, check=True)
+    from emulator.segment.destinations import transport
+
+    bad = sent_bad = 0
+    for body, theirs in zip(bodies, json.loads(done.stdout)):
+        ours = json_text(body)
+        if ours != theirs:
+            bad += 1
+            print(f"json_text: ours …{_text_diff(ours, theirs)}")
+        try:  # what transport.py (not this script's to fix) actually sends
+            sent = transport._encode_json(body).decode("utf-8")
+        except Exception as error:  # noqa: BLE001
+            sent = f"<{type(error).__name__}: {error}>"
+        if sent != theirs:
+            sent_bad += 1
+            print(f"transport._encode_json: …{_text_diff(sent, theirs)}")
+    print(f"{len(bodies)} request bodies: json_text differs from JSON.stringify for {bad}, "
+          f"transport._encode_json for {sent_bad}", file=sys.stderr)
+    return bad
+
+
 # -- main ---------------------------------------------------------------------------------------------------------
 
 def run(oracle_dir: Path, seed: int, count: int, chunk: int, only: int | None, dump: Path | None,
-        proto: bool = False, destination: str | None = None, answers: bool = False) -> int:
+        proto: bool = False, destination: str | None = None, answers: bool = False, text: bool = False) -> int:
     fuzz = Fuzz(seed, proto, destination)
     cases = [_roundtrip(fuzz.case(n)) for n in range(count)]
     if answers:
@@ -697,6 +733,7 @@ def run(oracle_dir: Path, seed: int, count: int, chunk: int, only: int | None, d
     server, endpoint = _serve_answers()
     found: list[dict] = []
     known = 0
+    texts: list | None = [] if text else None
     started = time.monotonic()
     try:
         for start in range(0, len(cases), chunk):
@@ -705,6 +742,9 @@ def run(oracle_dir: Path, seed: int, count: int, chunk: int, only: int | None, d
             results = run_oracle_answers(oracle_dir, part, endpoint, first)
             for n, (case, result) in enumerate(zip(part, results), first):
                 recorded = gen.record(case, result, f"{endpoint}/a/{n}")
+                if texts is not None and case["destination"] == "braze":
+                    events = case["events"] if "events" in case else [case["event"]]
+                    texts.extend(r.body for r in _plan(recorded, events).requests)
                 if answers:
                     problems = compare_outcomes(recorded, case["answer"]["status"], case["answer"]["body"])
                 else:
@@ -719,6 +759,8 @@ def run(oracle_dir: Path, seed: int, count: int, chunk: int, only: int | None, d
                     print(f"[{case['description']}] " + " | ".join(problems)[:600])
     finally:
         server.shutdown()
+    if texts:
+        found.extend({"description": "json_text"} for _ in range(check_texts(oracle_dir, texts)))
     elapsed = time.monotonic() - started
     print(f"{len(cases)} cases, {len(found)} disagreements ({elapsed:.0f} s, seed {seed})"
           + (f"; {known} more of the known class: {KNOWN[7:]}" if known else ""), file=sys.stderr)
@@ -739,6 +781,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--destination", choices=["braze", "braze-cohorts"], help="only this destination's cases")
     parser.add_argument("--answers", action="store_true",
                         help="Braze answers at random (per-object errors, error statuses): compare per-event outcomes")
+    parser.add_argument("--texts", action="store_true",
+                        help="also check json_text (the bytes sent) against JSON.stringify for every planned body")
     parser.add_argument("--values", type=int, metavar="N",
                         help="instead: N date-ish strings through Node's Date, dayjs and Number against jsvalues")
     args = parser.parse_args(argv)
@@ -747,7 +791,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.values:
         sys.exit(run_values(args.oracle, args.seed, args.values))
     sys.exit(run(args.oracle, args.seed, args.cases, args.chunk, args.only, args.dump, args.proto, args.destination,
-                 args.answers))
+                 args.answers, args.texts))
 
 
 if __name__ == "__main__":
