@@ -27,7 +27,6 @@ USERS_PATH = "/partners/segment/cohorts/users"
 MAX_IDS_PER_REQUEST = 1000
 AUDIENCE_KEY_MISMATCH = "The value of `personas computation key` and `personas_audience_key` must match."
 DEFAULT_SUBSCRIPTION = 'event = "Audience Entered" or event = "Audience Exited"'
-_PLAIN = frozenset((str, int, float, bool, type(None)))  # hashable batch-key values (others are keyed by repr)
 
 
 @functools.lru_cache(maxsize=64)
@@ -189,9 +188,12 @@ def build_requests(events: list[dict], settings: dict, known_cohorts: set[str] |
         if mapped is None:
             mapped = _mapper(settings)  # once per call, on the first subscribed event (as map_event would build it)
         raw = mapped(event)
-        name, cid = raw.get("cohort_name"), raw.get("cohort_id")
-        key = (name, cid) if name.__class__ in _PLAIN and cid.__class__ in _PLAIN else (repr(name), repr(cid))
-        members.setdefault(key, []).append(index)
+        key = (raw.get("cohort_name"), raw.get("cohort_id"))
+        try:
+            members.setdefault(key, []).append(index)
+        except TypeError:  # an object or array as a key's value: keyed by its repr
+            key = (repr(key[0]), repr(key[1]))
+            members.setdefault(key, []).append(index)
         try:
             payload = check_payload(raw, SYNC_AUDIENCES_FIELDS, single)
             if single and (error := membership_error(event)) is not None:
