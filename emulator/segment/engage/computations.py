@@ -21,11 +21,11 @@ from .definitions import (AUDIENCE, CYCLE_MESSAGE, TRAIT, Connection, Definition
                           from_config, parse_connections, parse_query)
 from .emission import Identity, build_messages
 from .identity import event_name, message_traits
-from .query import (Aggregation, AllUsers, And, AnyUser, Comparison, EventStream, Literal, Or, Query, TraitRef,
-                    iter_nodes)
 
 if TYPE_CHECKING:
     import sqlite3
+
+    from .query import Query
 
     from ...sandbox import Sandbox
 
@@ -47,7 +47,9 @@ class Triggers:
     members_stay: bool = False
 
     @classmethod
-    def of(cls, query: Query) -> "Triggers":
+    def of(cls, query: "Query") -> "Triggers":
+        from .query import AllUsers, AnyUser, EventStream, TraitRef, iter_nodes  # lark only once a definition exists
+
         every, events, traits = False, set(), False
         for node in iter_nodes(query.root):
             if isinstance(node, (AnyUser, AllUsers)):
@@ -63,6 +65,8 @@ class Triggers:
 
 
 def _grows_with_events(node: object) -> bool:
+    from .query import Aggregation, And, Comparison, EventStream, Literal, Or, TraitRef, iter_nodes
+
     if isinstance(node, (And, Or)):
         return all(_grows_with_events(operand) for operand in node.operands)
     if not isinstance(node, Comparison):
@@ -84,7 +88,7 @@ class Computations:
         self.sandbox = sandbox
         self.definitions = DefinitionStore(sandbox.store)
         self._evaluator: Any = None
-        self._triggers: dict[int, tuple[Query, Triggers]] = {}
+        self._triggers: dict[int, tuple["Query", Triggers]] = {}
         sandbox.segment.tracking.listeners.append(self._on_ingest)
         sandbox.clock.on_move(self._on_clock)
         sandbox.on_reset(self.sync_config)
@@ -244,7 +248,7 @@ class Computations:
     def _active(self) -> list[Definition]:
         return self._ordered([d for d in self.definitions.all() if d.enabled])
 
-    def triggers(self, query: Query) -> Triggers:
+    def triggers(self, query: "Query") -> Triggers:
         hit = self._triggers.get(id(query))
         if hit is None or hit[0] is not query:
             if len(self._triggers) >= 4096:
