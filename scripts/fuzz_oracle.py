@@ -131,9 +131,8 @@ class Fuzz:
             if key == "__proto__":
                 if not self.proto:
                     continue  # JSON.parse makes it an own property; what Segment's code then does with it: --proto
-                # An object value becomes the prototype at Segment (inherited fields): a known gap (oracle case
-                # "a __proto__ object is the product's prototype"), not generated.
-                out[key] = self.pick([None, 1, True, "x", ""])
+                # An object value becomes the prototype at Segment (inherited fields read by its code)
+                out[key] = self.pick([None, 1, True, "x", ""]) if self.chance(0.5) else self.value(max(depth, 2))
                 continue
             out[key] = self.value(depth)
         return out
@@ -210,6 +209,10 @@ class Fuzz:
             if self.chance(0.75):
                 product[key] = make()
         product.update(self.obj(2, self.rng.randrange(0, 3)))
+        if self.proto and self.chance(0.15):
+            product["__proto__"] = {k: self.maybe(v) for k, v in (("product_id", "pp"), ("price", 3), ("quantity", 2),
+                                                                  ("currency", "EUR"), ("sku", "s"))
+                                    if self.chance(0.6)}
         return product
 
     def products(self, max_n: int = 6) -> Any:
@@ -330,7 +333,8 @@ class Fuzz:
         return case
 
     def cohort_case(self, n: int) -> dict:
-        key = self.pick(["dormant_shopper", "ünï_aud", "k", "10"])
+        key = self.pick(["dormant_shopper", "ünï_aud", "k", "10", "toString", "constructor", "__proto__", "0"]
+                        if self.proto else ["dormant_shopper", "ünï_aud", "k", "10"])
         personas = {"computation_class": self.pick(["audience", "computed_trait", None]),
                     "computation_id": self.pick(["aud_1", "aud_2", "", 5]) if self.chance(0.2) else "aud_1",
                     "computation_key": key if self.chance(0.95) else self.pick(["other", "", None]),
@@ -348,6 +352,8 @@ class Fuzz:
         for _ in range(size):
             member = self.pick([True, False, True, False, "true", 1, 0, None, "", "false", [], {}])
             membership = {key: member} if self.chance(0.95) else {}
+            if self.proto and self.chance(0.3):
+                membership = {"__proto__": self.pick([membership, None, 5, [True], {"x": 1}])}
             if self.chance(0.2):
                 membership.update(self.obj(2, 2))
             event: dict[str, Any] = {"type": "identify" if identify_mode else "track"}

@@ -711,6 +711,17 @@ def fuzz_found_cases(g: Gen) -> None:
     g.add("cohorts: fuzz: personas null", "braze-cohorts", "Sync Audience", "classic", cohort_oracle,
           dict(COHORT_SETTINGS), {"personas_audience_key": key},
           event={**aud("n1", True, "2026-11-20T10:00:00Z"), "context": {"personas": None}})
+    g.add("cohorts: fuzz: membership inherited from a __proto__ object", "braze-cohorts", "Sync Audience",
+          "classic", cohort_oracle, dict(COHORT_SETTINGS), {"personas_audience_key": key},
+          events=[{**aud("i1", True, "2026-11-20T10:00:00Z"), "properties": {"__proto__": {key: True}}},
+                  {**aud("i2", True, "2026-11-20T10:00:00Z"), "properties": {"__proto__": {"__proto__": None}}},
+                  {**aud("i3", False, "2026-11-20T10:00:00Z"), "properties": {"__proto__": None}}])
+    odd_key = "toString"
+    g.add("cohorts: fuzz: an audience key named like an Object.prototype member", "braze-cohorts", "Sync Audience",
+          "classic", {**cohort_oracle, "mapping": {"personas_audience_key": odd_key}}, dict(COHORT_SETTINGS),
+          {"personas_audience_key": odd_key},
+          event={**aud("t1", False, "2026-11-20T10:00:00Z"), "properties": {},
+                 "context": {"personas": {**personas, "computation_key": odd_key}}})
     g.add("cohorts: fuzz answers: a failed call fails the batch's refused events too", "braze-cohorts",
           "Sync Audience", "classic", cohort_oracle, dict(COHORT_SETTINGS), {"personas_audience_key": key},
           events=[aud("f1", True, "2026-11-20T10:00:00Z"), aud("f2", False, _DROP)])

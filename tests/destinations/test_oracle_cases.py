@@ -20,18 +20,13 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "segment-braze-ora
 CASES = json.loads(FIXTURES.read_text())["cases"]
 
 # description -> what differs (ours vs Segment's). Strict: a fixed gap turns the suite red until it is removed here.
-# (Empty since the 20 gaps these cases found were fixed: JavaScript number strings and integral floats, dayjs and V8
-# date parsing, toISOString years; emulator/segment/destinations/jsvalues.py. The "fuzz:" cases pin what
-# scripts/fuzz_oracle.py found next: doubles beyond 2**53, non-ASCII digit keys, V8's legacy date parser, ajv's
+# (The 20 gaps the first cases found are fixed: JavaScript number strings and integral floats, dayjs and V8 date
+# parsing, toISOString years; emulator/segment/destinations/jsvalues.py. The "fuzz" cases pin what
+# scripts/fuzz_oracle.py found next, fixed: doubles beyond 2**53, non-ASCII digit keys, V8's legacy date parser, ajv's
 # "Infinity" integers, actions-core's audience-membership TypeError and batch-wide throws, "Invalid time value",
-# __proto__ keys.)
+# __proto__ keys and prototypes, Object.prototype members as audience keys, errors[].index as JavaScript reads it.)
 XFAILS: dict[str, str] = {
-    "386 fuzz: a __proto__ object is the product's prototype (inherited product_id)":
-        "a `__proto__` key whose value is an object becomes the prototype when actions-core's removeUndefined copies "
-        "the payload (Object.assign): Segment then reads inherited fields (ajv's required and type checks, the "
-        "action's `product.product_id`) while enumeration skips them. We only drop the key: we refuse the product "
-        "for its missing product_id, Segment sends product_id 'p-inherited'.",
-    "394 cohorts: fuzz answers: a failed call fails the batch's refused events too":
+    "396 cohorts: fuzz answers: a failed call fails the batch's refused events too":
         "when the batch throws after the call (an HTTP error of the cohort or ecommerce call, a TypeError reading "
         "Braze's errors), Segment fails every event of the batch with it, the ones its payload check refused "
         "included; the outbox settles our refusals before it sends, so f2 keeps its missing-time refusal "

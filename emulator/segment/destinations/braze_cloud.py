@@ -569,9 +569,33 @@ def _objects(action: str, payload: dict, settings: dict, single: bool, update_on
     return [ecommerce_event_object(payload, settings, single, update_only)]
 
 
+def _inherited_products(payload: dict) -> dict:
+    """trackPurchase's products as Segment's code reads them. actions-core's removeUndefined copies each product
+    with Object.assign, which makes an own `__proto__` object (JSON.parse's) the copy's prototype: ajv's checks and
+    utils.ts' `product.product_id` / `currency` / `price` / `quantity` then read that object's fields where the
+    product has none of its own (omit and the spreads see own fields only). Returns the payload unchanged when no
+    product has one (the usual case: one membership test per product)."""
+    products = payload.get("products")
+    if not isinstance(products, list) or not any(
+            p.__class__ is dict and "__proto__" in p and p["__proto__"].__class__ is dict for p in products):
+        return payload
+    merged = []
+    for product in products:
+        proto = product.get("__proto__") if product.__class__ is dict else None
+        if proto.__class__ is dict:
+            inherited = {k: v for k, v in proto.items() if k in _RESERVED_PRODUCT_KEYS and k not in product}
+            product = {**product, **inherited}
+        merged.append(product)
+    return {**payload, "products": merged}
+
+
+def _mapped(preset: Preset, mapped: dict) -> dict:
+    return _inherited_products(mapped) if preset.action == "trackPurchase" else mapped
+
+
 def map_event(event: dict, preset: Preset, settings: dict, single: bool = True) -> list[dict]:
     """The Braze object(s) one event becomes through one preset, or `DestinationRefusal`."""
-    payload = check_payload(transform(preset.mapping, event), ACTION_FIELDS[preset.action], single)
+    payload = check_payload(_mapped(preset, transform(preset.mapping, event)), ACTION_FIELDS[preset.action], single)
     objects = _objects(preset.action, payload, settings, single, bool(settings.get("update_existing_only")))
     return [_sendable(obj) for obj in objects]
 
@@ -686,7 +710,7 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
     update_only = bool(settings.get("update_existing_only"))
     for index in batch:
         try:
-            payload = check_payload(mapped(events[index]), fields, single)
+            payload = check_payload(_mapped(preset, mapped(events[index])), fields, single)
             checked += 1
             valid.append(index)
             if single and (error := membership_error(events[index])) is not None:

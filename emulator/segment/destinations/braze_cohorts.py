@@ -100,6 +100,39 @@ def _by_time_desc(a: tuple[int, Any], b: tuple[int, Any]) -> int:
     return -1 if tb < ta else (1 if tb > ta else 0)
 
 
+# Object.prototype's members: `event_properties[key]` finds these functions (truthy) where no own field is named so.
+_OBJECT_PROTOTYPE = frozenset(("constructor", "hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable",
+                               "toLocaleString", "toString", "valueOf", "__defineGetter__", "__defineSetter__",
+                               "__lookupGetter__", "__lookupSetter__"))
+
+
+def _member(properties: Any, key: Any) -> Any:
+    """`event_properties[`${personas_audience_key}`]` as JavaScript reads it from the payload's copy: an own
+    `__proto__` (JSON.parse's) became the prototype (Object.assign in removeUndefined), so a field it holds is
+    inherited, as are Object.prototype's members; `__proto__` itself reads the prototype."""
+    if not isinstance(properties, dict):
+        return UNDEFINED
+    name = str(key)
+    # Python keeps the own "__proto__" key; in JavaScript its object value is the prototype (a primitive is ignored,
+    # null leaves none)
+    proto = properties.get("__proto__", UNDEFINED)
+    if name != "__proto__" and name in properties:
+        return properties[name]
+    if proto is None:
+        return UNDEFINED  # no prototype: nothing inherited, not even the __proto__ accessor
+    if proto.__class__ is dict:
+        if name in proto:
+            return proto[name]  # its own fields, its own "__proto__" data field included
+    elif proto.__class__ is list:  # an array prototype: its elements and length (its methods are not modelled)
+        if name == "length":
+            return len(proto)
+        if name.isdigit() and name.isascii() and (name == "0" or name[0] != "0") and int(name) < len(proto):
+            return proto[int(name)]
+    if name == "__proto__":
+        return True  # Object.prototype's accessor: the prototype, an object
+    return True if name in _OBJECT_PROTOTYPE else UNDEFINED
+
+
 def extract_changes(payloads: list[tuple[int, dict]]) -> tuple[dict, dict]:
     """syncAudiences `extractUsers`: latest event (by `time`) wins per identifier; priority external_id > device_id >
     user_alias. Returns the add block and the remove block ({kind: {id: event index}}, aliases {key: (index, alias)})."""
@@ -110,7 +143,7 @@ def extract_changes(payloads: list[tuple[int, dict]]) -> tuple[dict, dict]:
     remove: dict[str, dict] = {"user_ids": {}, "device_ids": {}, "aliases": {}}
     for index, payload in ordered:
         key = payload.get("personas_audience_key")
-        block = add if truthy((payload.get("event_properties") or {}).get(str(key))) else remove
+        block = add if truthy(_member(payload.get("event_properties"), key)) else remove
         external_id, device_id, alias = payload.get("external_id"), payload.get("device_id"), payload.get("user_alias")
         # The checks mirror index.ts exactly: a seen external_id falls through to device_id, then to the alias.
         if truthy(external_id) and external_id not in add["user_ids"] and external_id not in remove["user_ids"]:
