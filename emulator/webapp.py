@@ -4,12 +4,14 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from flask import Flask, Response, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
+from . import jsonbody
 from .faults import FAULT_MESSAGES
 
 if TYPE_CHECKING:
@@ -19,12 +21,20 @@ ErrorBody = Callable[[int, str], dict]
 log = logging.getLogger("emulator")
 
 
+class _JSONProvider(DefaultJSONProvider):
+    """`request.get_json()` with the lone-surrogate rule of every body the apps read (jsonbody.py)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return jsonbody.loads(s, **kwargs)
+
+
 def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody) -> Flask:
     """A Flask app for one emulated service: journals every request, answers errors in the service's shape."""
     from .control import create_control_blueprint
 
     app = Flask(f"emulator.{name}")
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
+    app.json = _JSONProvider(app)
     app.json.sort_keys = False
     app.extensions["sandbox"] = sandbox
     app.register_blueprint(create_control_blueprint(sandbox, name))

@@ -8,11 +8,11 @@ Views are thin: authenticate, count the request against its rate-limit bucket, p
 from __future__ import annotations
 
 import hmac
-import json
 from typing import TYPE_CHECKING, Any, Callable
 
 from flask import Flask, Response, g, jsonify, request
 
+from .. import jsonbody
 from ..webapp import create_base_app
 from . import errors
 from .auth import DELIVERY_HEADER
@@ -32,7 +32,7 @@ def _error_body(status: int, message: str) -> dict:
 def _parse_json() -> tuple[Any, bool]:
     raw = request.get_data(cache=True)
     try:
-        return json.loads(raw), True
+        return jsonbody.loads(raw), True
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested thousands deep
         return None, False
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from .. import jsonbody
 from ..clock import UTC, iso
 from . import errors
 from .errors import Drop, SegmentError
@@ -66,7 +67,7 @@ def parse_body(raw: bytes) -> Any:
     if not text.strip():
         raise errors.invalid_json("empty body")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return jsonbody.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise errors.invalid_json(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except (ValueError, RecursionError) as exc:

@@ -322,3 +322,10 @@ def test_concurrent_increments_over_sockets_lose_nothing(sandbox_server):
         thread.join()
     user = sandbox_server.braze.user("hot")
     assert user["custom_attributes"]["hits"] == 60 and user["custom_events"][0]["count"] == 60
+
+
+def test_a_lone_surrogate_escape_is_stored_as_a_replacement_character(braze, sandbox):
+    raw = b'{"attributes": [{"external_id": "u1", "nickname": "\\udc00x"}]}'
+    response = braze.post("/users/track", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 201
+    assert sandbox.braze.user(external_id="u1")["custom_attributes"]["nickname"] == "\ufffdx"

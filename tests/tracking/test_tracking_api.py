@@ -315,3 +315,12 @@ def test_message_ids_made_by_the_emulator_are_deterministic():
             sb.segment.ingest({"type": "track", "userId": "u1", "event": "E"})
             made.append(sb.segment.events()[0]["messageId"])
     assert made[0] == made[1]
+
+
+def test_a_lone_surrogate_escape_is_accepted_as_a_replacement_character(segment, sandbox):
+    # Go's encoding/json (Segment's Tracking API) turns "\ud800" without its pair into U+FFFD; a pair stays a pair
+    raw = b'{"userId": "u1", "event": "E", "properties": {"x": "\\ud800 lone", "\\udfff": "\\ud83d\\ude00"}}'
+    response = segment.post("/v1/track", content=raw, headers={"Content-Type": "application/json", **basic(KEY)})
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert sandbox.segment.events()[0]["properties"] == {"x": "\ufffd lone", "\ufffd": "\U0001F600"}
+    assert sandbox.flush()["delivered"] == 1

@@ -104,7 +104,10 @@ def _encode_json(body: Any) -> bytes:
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     if _PYTHON_EXPONENT.search(text):
         text = json_text(body)
-    return text.encode("utf-8")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON.stringify writes it as an escape
+        return json_text(body).encode("utf-8")
 
 
 def _decode(content: bytes) -> Any:
