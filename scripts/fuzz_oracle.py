@@ -559,28 +559,6 @@ def answer_for(fuzz: Fuzz, case: dict) -> tuple[int, Any]:
     return status, body
 
 
-def run_oracle_answers(oracle_dir: Path, cases: list[dict], endpoint: str, first: int) -> list[dict]:
-    """gen.run_oracle with each case's own endpoint /a/<n> (its answer)."""
-    import os
-    import subprocess
-
-    results: list[dict | None] = [None] * len(cases)
-    by_env: dict[str, list[int]] = {}
-    for i, case in enumerate(cases):
-        by_env.setdefault(json.dumps(case.get("oracle", {}).get("env", {}), sort_keys=True), []).append(i)
-    for env_text, indexes in by_env.items():
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BRAZE_COHORTS_PARTNER_API_KEY")}
-        env.update(json.loads(env_text))
-        stdin = json.dumps([gen._oracle_input(cases[i], f"{endpoint}/a/{first + i}") for i in indexes])
-        done = subprocess.run(["node", "oracle.js"], cwd=oracle_dir, input=stdin, capture_output=True, text=True,
-                              env=env, check=False)
-        if done.returncode != 0:
-            sys.exit(f"oracle failed ({done.returncode}): {done.stderr[-2000:]}")
-        for i, result in zip(indexes, json.loads(done.stdout)):
-            results[i] = result
-    return results  # type: ignore[return-value]
-
-
 # Known and not fixable in the mapping: the outbox settles refusals before it sends (outbox.py).
 KNOWN = ("known: Segment fails the events refused before sending too when the batch throws after the call (an "
          "HTTP error of the ecommerce or cohort call, a TypeError reading Braze's errors)")
@@ -745,7 +723,8 @@ def run(oracle_dir: Path, seed: int, count: int, chunk: int, only: int | None, d
         for start in range(0, len(cases), chunk):
             part = cases[start:start + chunk]
             first = start if only is None else only
-            results = run_oracle_answers(oracle_dir, part, endpoint, first)
+            results = gen.run_oracle(oracle_dir, part, endpoint,
+                                     endpoint_for=lambda _case, i: f"{endpoint}/a/{first + i}")
             for n, (case, result) in enumerate(zip(part, results), first):
                 recorded = gen.record(case, result, f"{endpoint}/a/{n}")
                 if texts is not None and case["destination"] == "braze":

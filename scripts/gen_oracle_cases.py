@@ -35,7 +35,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "fixtures" / "segment-braze-oracle-cases.json"
@@ -763,8 +763,11 @@ def _oracle_input(case: dict, endpoint: str) -> dict:
     return item
 
 
-def run_oracle(oracle_dir: Path, cases: list[dict], endpoint: str) -> list[dict]:
-    """Run the cases through the oracle, one node process per distinct environment; results in case order."""
+def run_oracle(oracle_dir: Path, cases: list[dict], endpoint: str,
+               endpoint_for: Callable[[dict, int], str] | None = None) -> list[dict]:
+    """Run the cases through the oracle, one node process per distinct environment; results in case order.
+    `endpoint_for(case, i)`: where case i's requests go (default `case_endpoint`)."""
+    endpoint_for = endpoint_for or (lambda case, i: case_endpoint(case, endpoint, i))
     results: list[dict | None] = [None] * len(cases)
     by_env: dict[str, list[int]] = {}
     for i, case in enumerate(cases):
@@ -772,7 +775,7 @@ def run_oracle(oracle_dir: Path, cases: list[dict], endpoint: str) -> list[dict]
     for env_text, indexes in by_env.items():
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRAZE_COHORTS_PARTNER_API_KEY")}
         env.update(json.loads(env_text))
-        stdin = json.dumps([_oracle_input(cases[i], case_endpoint(cases[i], endpoint, i)) for i in indexes])
+        stdin = json.dumps([_oracle_input(cases[i], endpoint_for(cases[i], i)) for i in indexes])
         done = subprocess.run(["node", "oracle.js"], cwd=oracle_dir, input=stdin, capture_output=True, text=True,
                               env=env, check=False)
         if done.returncode != 0:
