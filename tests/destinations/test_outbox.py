@@ -211,3 +211,37 @@ def test_the_background_worker_of_a_served_sandbox_delivers_without_flush():
             time.sleep(0.02)
         assert sb.braze.user(external_id="u1")["custom_attributes"] == {"plan": "pro"}
         assert sb.internal_errors == []
+
+
+def test_a_thrown_batch_failure_takes_the_batchs_refused_events_along_until_the_batch_succeeds():
+    # current presets: Order Completed is an ecommerce batch; one without products is refused by the payload check.
+    # When the ecommerce call fails, Segment's request client throws and every event of the batch fails with it.
+    config = {"segment": {"destinations": {"braze": {"preset_set": "current"}}}}
+    with Sandbox(config=config) as sb:
+        sb.faults.add(app="braze", path="/users/track", status=503, count=1)
+        send(sb, {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "good",
+                  "properties": {"order_id": "o1", "total": 10, "currency": "USD", "source": "web",
+                                 "products": [{"product_id": "p1", "name": "Sweater", "variant": "red-m",
+                                               "price": 10, "quantity": 1}]}},
+             {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "refused",
+              "properties": {"order_id": "o2", "total": 5, "currency": "USD", "source": "web"}})
+        assert sb.flush() == {"delivered": 0, "retried": 2, "discarded": 0, "dropped": 0}
+        refused = only_delivery(sb, message_id="refused")
+        assert (refused["outcome"], refused["error_code"]) == ("retrying", "errors.awaiting-retry.5xx")
+        sb.clock.advance("2s")
+        assert sb.flush() == {"delivered": 1, "retried": 0, "discarded": 1, "dropped": 0}
+        refused = only_delivery(sb, message_id="refused")
+        assert (refused["outcome"], refused["error_code"]) == ("discarded", "errors.discarded.400")
+        assert [(a["attempt"], a["outcome"], a["status"]) for a in refused["attempts"]] == [
+            (1, "retrying", 503), (2, "discarded", 400)]
+        assert only_delivery(sb, message_id="good")["outcome"] == "delivered"
+
+
+def test_a_classic_batch_answered_with_an_error_keeps_its_refusals(sandbox):
+    # the classic actions read Braze's failure into per-event results (no throw): a refusal stands at once
+    sandbox.faults.add(app="braze", path="/users/track", status=503, count=1)
+    send(sandbox, {"type": "track", "userId": "u1", "event": "Clicked", "messageId": "sent"},
+         {"type": "track", "anonymousId": "a-only", "event": "Clicked", "messageId": "refused"})
+    counts = sandbox.flush()
+    assert (counts["retried"], counts["discarded"]) == (1, 1)
+    assert only_delivery(sandbox, message_id="refused")["outcome"] == "discarded"

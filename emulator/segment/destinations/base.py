@@ -96,6 +96,8 @@ class PlannedRequest:
     # the events of that batch performBatch got (the payload check passed), in order: Braze's errors[].index of an
     # ecommerce batch is a position in it
     batch_events: list[int] = field(default_factory=list)
+    # every event of that batch, the ones the payload check refused included: a thrown failure fails them all
+    batch_members: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # JavaScript has one number type: 100.0 read from an event is 100 in what Segment sends
@@ -115,6 +117,9 @@ class EventOutcome:
     code: str | None = None
     message: str | None = None
     body: Any = None
+    # The failure escaped performBatch (an HTTP error the request client throws, a TypeError reading the answer):
+    # Segment then fails every event of the batch with it, the ones its payload check refused included.
+    thrown: bool = False
 
     @property
     def ok(self) -> bool:

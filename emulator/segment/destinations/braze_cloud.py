@@ -761,7 +761,7 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
     return PlannedRequest(
         method="POST", path=TRACK_PATH, headers=_headers(settings, batch_header), body={array: objects},
         events=list(dict.fromkeys(sources)), sources=sources, action=preset.action,
-        endpoint=settings.get("endpoint", ""), batch=not single, batch_events=valid,
+        endpoint=settings.get("endpoint", ""), batch=not single, batch_events=valid, batch_members=list(batch),
     )
 
 
@@ -771,7 +771,7 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
 def _thrown(planned: PlannedRequest, message: str, body: Any) -> list[EventOutcome]:
     """A TypeError thrown while reading Braze's answer escapes performBatch: every event of the batch fails with it
     (status as for the other JavaScript errors, BatchFailure)."""
-    return [EventOutcome(i, 400, BAD_REQUEST, message, body) for i in planned.events]
+    return [EventOutcome(i, 400, BAD_REQUEST, message, body, thrown=True) for i in planned.events]
 
 
 def _set_key(value: Any) -> Any:
@@ -800,7 +800,8 @@ def read_response(planned: PlannedRequest, status: int, body: Any) -> list[Event
         if ecommerce or not planned.batch:
             # perform() and the ecommerce actions let the request client's HTTPError escape: Segment records its
             # message, the status text ("Bad Request"), not Braze's `message`; Braze's answer stays in `body`.
-            return [EventOutcome(i, status, code, reason_phrase(status), body) for i in planned.events]
+            return [EventOutcome(i, status, code, reason_phrase(status), body, thrown=planned.batch)
+                    for i in planned.events]
         message = body.get("message") if body.get("message") is not None else reason_phrase(status)
         # utils.ts fills one shared Set for every event (`new Array(n).fill(new Set())`): each failed event's body
         # lists the error types of the whole request. An error whose index names no sent object makes

@@ -253,7 +253,8 @@ def build_requests(events: list[dict], settings: dict, known_cohorts: set[str] |
             plan.requests.append(PlannedRequest(
                 method="POST", path=CREATE_PATH, headers=_headers(),
                 body={**base, "name": cohort_name, "cohort_id": cohort_id, "created_at": first.get("time")},
-                events=indexes, action="createCohort", endpoint=endpoint, batch=not single, batch_events=indexes))
+                events=indexes, action="createCohort", endpoint=endpoint, batch=not single, batch_events=indexes,
+                batch_members=list(batch)))
             known.add(cohort_name)
             plan.created_cohorts.add(cohort_name)
         add, remove = extract_changes(payloads)
@@ -262,12 +263,12 @@ def build_requests(events: list[dict], settings: dict, known_cohorts: set[str] |
                 plan.skipped.extend(indexes)  # nothing to send: Segment reports these delivered (200)
             continue
         for blocks in _split(add, remove, MAX_IDS_PER_REQUEST):
-            plan.requests.append(_users_request(base, cohort_id, blocks, endpoint, indexes, single))
+            plan.requests.append(_users_request(base, cohort_id, blocks, endpoint, indexes, single, batch))
     return plan
 
 
 def _users_request(base: dict, cohort_id: Any, blocks: list[tuple[dict, bool]], endpoint: str,
-                   group: list[int], single: bool) -> PlannedRequest:
+                   group: list[int], single: bool, members: list[int]) -> PlannedRequest:
     # The whole batch shares the call's fate (the event whose id lost to a later event of the same user included):
     # `events` is the group; `sources` lists the events whose ids the body carries.
     carried = [i for block, _ in blocks for i in _block_events(block)]
@@ -275,7 +276,7 @@ def _users_request(base: dict, cohort_id: Any, blocks: list[tuple[dict, bool]], 
         method="POST", path=USERS_PATH, headers=_headers(),
         body={**base, "cohort_id": cohort_id, "cohort_changes": [_change(b, r) for b, r in blocks]},
         events=list(group), sources=carried, action="syncAudiences", endpoint=endpoint, batch=not single,
-        batch_events=list(group))
+        batch_events=list(group), batch_members=list(members))
 
 
 def read_response(planned: PlannedRequest, status: int, body: Any) -> list[EventOutcome]:
@@ -285,4 +286,5 @@ def read_response(planned: PlannedRequest, status: int, body: Any) -> list[Event
     if 200 <= status < 300:
         return [EventOutcome(i, status, None, None, body) for i in planned.events]
     # The request client throws an HTTPError; Segment fails the whole batch with its status and status text.
-    return [EventOutcome(i, status, http_error_code(status), reason_phrase(status), body) for i in planned.events]
+    return [EventOutcome(i, status, http_error_code(status), reason_phrase(status), body, thrown=True)
+            for i in planned.events]

@@ -88,6 +88,7 @@ class Destination:
                 request.events = [remap(i) for i in request.events]
                 request.sources = [remap(i) for i in request.sources]
                 request.batch_events = [remap(i) for i in request.batch_events]
+                request.batch_members = [remap(i) for i in request.batch_members]
                 merged.requests.append(request)
             merged.refusals.update({remap(i): r for i, r in part.refusals.items()})
             merged.filtered.extend(remap(i) for i in part.filtered)
@@ -150,6 +151,16 @@ class _Settlements:
             self.conn.executemany("INSERT INTO delivery_outcomes (outbox_id, request_id, attempt, at, outcome, status,"
                                   " error_code, error) VALUES (?,?,?,?,?,?,?,?)", self.outcomes)
         self.finished, self.retried, self.outcomes = [], [], []
+
+
+@dataclass
+class _Round:
+    """What one delivery round knows while it sends: the rows it put in flight (as the UPDATE left them), and the
+    refusals waiting for their batch's answer (with their rows as read)."""
+
+    inflight: dict[int, dict]
+    deferred: dict[int, DestinationRefusal]
+    deferred_rows: dict[int, dict]
 
 
 class Outbox:
@@ -260,10 +271,16 @@ class Outbox:
         plan = destination.plan(events, self._known_cohorts(destination))
         at = iso(now)
         requests: list[tuple[int, PlannedRequest]] = []
+        # A refusal inside a batch waits for the batch's answer: if its call throws, Segment fails it with the batch.
+        in_batches = {i for planned in plan.requests if planned.batch for i in planned.batch_members}
+        deferred: dict[int, DestinationRefusal] = {}
         with store.transaction() as conn, _Settlements(conn) as settle:
             for index, refusal in plan.refusals.items():
                 if refusal.status == 429:
                     continue  # "retried in another batch": stays pending, due now, planned again next round
+                if index in in_batches:
+                    deferred[ids[index]] = refusal
+                    continue
                 self._finish(settle, ids[index], by_id[ids[index]], "discarded", refusal.status,
                              f"errors.discarded.{refusal.status}", refusal.message, at, None, counts)
             for index in plan.filtered:
@@ -292,9 +309,15 @@ class Outbox:
                 sent_in[ids[i]] = sent_in.get(ids[i], 0) + 1
         inflight = {oid: {"id": oid, "attempts": by_id[oid]["attempts"] + n,
                           "first_attempt_at": by_id[oid]["first_attempt_at"] or at} for oid, n in sent_in.items()}
+        batch = _Round(inflight, deferred, {oid: by_id[oid] for oid in deferred})
         for request_id, planned in requests:
             final_for = {outbox_id for outbox_id, rid in last_request.items() if rid == request_id}
-            self._send(destination, request_id, _stored_request(planned, ids), failed, counts, final_for, inflight)
+            self._send(destination, request_id, _stored_request(planned, ids), failed, counts, final_for, batch)
+        if batch.deferred:  # their batches' calls did not throw: the refusals stand
+            with store.transaction() as conn, _Settlements(conn) as settle:
+                for oid, refusal in batch.deferred.items():
+                    self._finish(settle, oid, by_id[oid], "discarded", refusal.status,
+                                 f"errors.discarded.{refusal.status}", refusal.message, iso(now), None, counts)
         self._remember_cohorts(destination, plan, requests)
         retry_now = any(r.status == 429 for r in plan.refusals.values())  # "retried in another batch"
         # Only such refusals and nothing sent: planning again would loop, so stop here.
@@ -304,7 +327,7 @@ class Outbox:
         return len(rows) >= PLAN_ROWS or retry_now
 
     def _send(self, destination: Destination, request_id: int, stored: dict, failed: set[int], counts: dict,
-              final_for: set[int] | None = None, inflight: dict[int, dict] | None = None) -> None:
+              final_for: set[int] | None = None, batch: "_Round | None" = None) -> None:
         """Send one stored request. `final_for`: the messages whose last request this is (None: all it carries);
         a message is settled only by its last request, so a crash in between leaves it in flight, not delivered."""
         if failed & set(stored["events"]):
@@ -318,23 +341,34 @@ class Outbox:
             answer = self.transport.send(request["endpoint"], request["method"], request["path"], request["headers"],
                                          request["body"], delivery_id=f"{destination.name}:{request_id}")
         except TransportError as exc:
-            self._apply(destination, request_id, stored, None, exc, failed, counts, final_for, inflight)
+            self._apply(destination, request_id, stored, None, exc, failed, counts, final_for, batch)
             return
-        self._apply(destination, request_id, stored, answer, None, failed, counts, final_for, inflight)
+        self._apply(destination, request_id, stored, answer, None, failed, counts, final_for, batch)
 
     def _apply(self, destination: Destination, request_id: int, stored: dict, answer: Any, error: TransportError | None,
-               failed: set[int], counts: dict, final_for: set[int] | None, inflight: dict[int, dict] | None = None
+               failed: set[int], counts: dict, final_for: set[int] | None, batch: "_Round | None" = None
                ) -> None:
         now = self.sandbox.clock.now()
         at = iso(now)
-        if error is not None:
-            outcomes = [EventOutcome(i, 0, error.code, error.detail) for i in stored["events"]]
+        if error is not None:  # the request client throws: a failure of the whole batch
+            outcomes = [EventOutcome(i, 0, error.code, error.detail, thrown=True) for i in stored["events"]]
             retry_after = None
         else:
             outcomes = destination.read(_planned(stored), answer.status, answer.body)
             retry_after = _retry_after(answer.headers, now)
-        if inflight is not None:
-            rows = {oid: inflight[oid] for oid in stored["events"] if oid in inflight}
+        if batch is not None:
+            rows = {oid: batch.inflight[oid] for oid in stored["events"] if oid in batch.inflight}
+            thrown = next((o for o in outcomes if o.thrown), None)
+            if thrown is not None:
+                # the batch's refused events fail with it (and count the attempt), instead of with their refusal
+                for oid in stored.get("batch_members", ()):
+                    if oid in batch.deferred:
+                        del batch.deferred[oid]
+                        row = batch.deferred_rows[oid]
+                        rows[oid] = {"id": oid, "attempts": row["attempts"] + 1,
+                                     "first_attempt_at": row["first_attempt_at"] or at}
+                        outcomes.append(EventOutcome(oid, thrown.status, thrown.code, thrown.message, thrown.body))
+                        self._count_attempt(oid, at)
         else:  # a request resumed after a restart
             rows = {r["id"]: r for r in self.sandbox.store.query(
                 f"SELECT id, attempts, first_attempt_at FROM outbox WHERE id IN ({','.join('?' * len(stored['events']))})",
@@ -363,6 +397,12 @@ class Outbox:
                 else:
                     self._finish(settle, outcome.index, row, "discarded", outcome.status,
                                  f"errors.discarded.{outcome.status}", message, at, request_id, counts)
+
+    def _count_attempt(self, outbox_id: int, at: str) -> None:
+        """A refused event failed with its batch: the attempt counts for its backoff and retry window."""
+        with self.sandbox.store.transaction() as conn:
+            conn.execute("UPDATE outbox SET attempts = attempts + 1, first_attempt_at = coalesce(first_attempt_at, ?)"
+                         " WHERE id = ?", (at, outbox_id))
 
     def _retry(self, settle: _Settlements, outbox_id: int, row: dict, status: int | None, code: str,
                message: str | None, now: datetime, retry_after: float | None, request_id: int, counts: dict) -> None:
@@ -490,6 +530,7 @@ def _stored_request(planned: PlannedRequest, ids: list[int]) -> dict:
         "action": planned.action, "batch": planned.batch,
         "events": [ids[i] for i in dict.fromkeys(planned.events)],
         "sources": [ids[i] for i in planned.sources], "batch_events": [ids[i] for i in planned.batch_events],
+        "batch_members": [ids[i] for i in planned.batch_members],
     }
 
 
@@ -498,7 +539,7 @@ def _planned(stored: dict) -> PlannedRequest:
     return PlannedRequest(method=request["method"], path=request["path"], headers=request["headers"],
                           body=request["body"], events=stored["events"], sources=stored["sources"],
                           action=stored["action"], endpoint=request["endpoint"], batch=stored["batch"],
-                          batch_events=stored["batch_events"])
+                          batch_events=stored["batch_events"], batch_members=stored.get("batch_members", []))
 
 
 def _public_request(request: dict) -> dict:
