@@ -128,15 +128,16 @@ def main() -> None:
             f.write("segment:\n  destinations:\n    braze: {enabled: false}\n    braze_cohorts: {enabled: false}\n")
         for label, extra in (("defaults (delivering to Braze meanwhile)", ()),
                              ("ingest only (destinations off)", ("--config", ingest_only))):
-            process, url, _ = start_server(*extra)
-            try:
-                for threads in (int(t) for t in args.threads.split(",")):
+            for threads in (int(t) for t in args.threads.split(",")):
+                # a fresh server per figure: each starts from an empty store, not from the previous run's events
+                process, url, _ = start_server(*extra)
+                try:
                     rate = http_throughput(url, threads, args.seconds)
-                    print(f"http, {label}: POST /v1/batch ({BATCH}/request), {threads} client thread(s), "
-                          f"{args.seconds:.0f} s: {rate:,.0f} events/s")
-            finally:
-                process.terminate()
-                process.wait()
+                finally:
+                    process.terminate()
+                    process.wait()
+                print(f"http, {label}: POST /v1/batch ({BATCH}/request), {threads} client thread(s), "
+                      f"{args.seconds:.0f} s: {rate:,.0f} events/s")
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
 
 
