@@ -68,6 +68,16 @@ def test_past_the_limit_answers_429_with_retry_after_until_the_clock_moves():
         assert client.post("/users/track", json=body).status_code == 201
 
 
+def test_reset_starts_new_rate_limit_windows():
+    config = {"braze": {"rate_limits": {"users.track": {"limit": 1, "window_seconds": 60}}}}
+    with Sandbox(config=config) as sb, sb.braze_client() as client:
+        body = {"attributes": [{"external_id": "u1"}]}
+        assert client.post("/users/track", json=body).status_code == 201
+        assert client.post("/users/track", json=body).status_code == 429
+        sb.reset()
+        assert client.post("/users/track", json=body).status_code == 201
+
+
 def test_default_limits_are_documented_values(sandbox):
     assert sandbox.braze.auth.limit_for("users.track") == (50_000, 60)
     assert sandbox.braze.auth.limit_for("users.identity") == (20_000, 60)
