@@ -223,8 +223,8 @@ class Sandbox:
 
     def close(self) -> None:
         self.stop_worker()
+        self.outbox.close()  # its keep-alive connections first: a server stops at once when none is open
         self.stop()
-        self.outbox.close()
         self.journal.write()
         self.store.close()
 
