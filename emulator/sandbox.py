@@ -217,14 +217,15 @@ class Sandbox:
 
     def stop(self) -> None:
         if self._servers is not None:
+            self.urls = {}  # deliveries go in-process from now on
+            self.outbox.close()  # its keep-alive connections first: a server stops at once when none is open
             self._servers.stop()
             self._servers = None
-            self.urls = {}
 
     def close(self) -> None:
         self.stop_worker()
-        self.outbox.close()  # its keep-alive connections first: a server stops at once when none is open
         self.stop()
+        self.outbox.close()
         self.journal.write()
         self.store.close()
 
