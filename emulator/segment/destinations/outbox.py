@@ -132,6 +132,7 @@ class _Settlements:
         self.finished: list[tuple] = []
         self.retried: list[tuple] = []
         self.outcomes: list[tuple] = []
+        self.attempted: list[tuple] = []  # (at, id): refused events that failed with their batch count the attempt
 
     def __enter__(self) -> "_Settlements":
         return self
@@ -141,6 +142,9 @@ class _Settlements:
             self.write()
 
     def write(self) -> None:
+        if self.attempted:
+            self.conn.executemany("UPDATE outbox SET attempts = attempts + 1,"
+                                  " first_attempt_at = coalesce(first_attempt_at, ?) WHERE id = ?", self.attempted)
         if self.finished:
             self.conn.executemany("UPDATE outbox SET status = ?, inflight_request = NULL, finished_at = ?,"
                                   " error_code = ?, error = ? WHERE id = ?", self.finished)
@@ -150,17 +154,17 @@ class _Settlements:
         if self.outcomes:
             self.conn.executemany("INSERT INTO delivery_outcomes (outbox_id, request_id, attempt, at, outcome, status,"
                                   " error_code, error) VALUES (?,?,?,?,?,?,?,?)", self.outcomes)
-        self.finished, self.retried, self.outcomes = [], [], []
+        self.finished, self.retried, self.outcomes, self.attempted = [], [], [], []
 
 
 @dataclass
 class _Round:
-    """What one delivery round knows while it sends: the rows it put in flight (as the UPDATE left them), and the
-    refusals waiting for their batch's answer (with their rows as read)."""
+    """What one delivery round knows while it sends: the rows it read, the rows it put in flight (as the UPDATE left
+    them), and the refusals waiting for their batch's answer."""
 
+    read: dict[int, dict]
     inflight: dict[int, dict]
     deferred: dict[int, DestinationRefusal]
-    deferred_rows: dict[int, dict]
 
 
 class Outbox:
@@ -270,7 +274,7 @@ class Outbox:
         by_id = {r["id"]: r for r in rows}
         plan = destination.plan(events, self._known_cohorts(destination))
         at = iso(now)
-        requests: list[tuple[int, PlannedRequest]] = []
+        requests: list[tuple[int, PlannedRequest, dict]] = []  # (request id, plan, as stored)
         # A refusal inside a batch waits for the batch's answer: if its call throws, Segment fails it with the batch.
         in_batches = {i for planned in plan.requests if planned.batch for i in planned.batch_members}
         deferred: dict[int, DestinationRefusal] = {}
@@ -291,7 +295,7 @@ class Outbox:
                              "nothing to send for this event", at, None, counts)
             settle.write()
             for planned in plan.requests:
-                stored = _stored_request(planned, ids)
+                stored = _stored_request(planned, ids)  # once: stored here, sent below
                 request_id = conn.execute(
                     "INSERT INTO delivery_requests (destination, action, started_at, request) VALUES (?,?,?,?)",
                     (destination.name, planned.action, at, json.dumps(stored))).lastrowid
@@ -299,20 +303,20 @@ class Outbox:
                     "UPDATE outbox SET status = 'inflight', inflight_request = ?, attempts = attempts + 1,"
                     " first_attempt_at = coalesce(first_attempt_at, ?) WHERE id = ?",
                     [(request_id, at, ids[i]) for i in dict.fromkeys(planned.events)])
-                requests.append((request_id, planned))
+                requests.append((request_id, planned, stored))
         failed: set[int] = set()
-        last_request = {ids[i]: request_id for request_id, planned in requests for i in planned.events}
+        last_request = {ids[i]: request_id for request_id, planned, _ in requests for i in planned.events}
         # The rows as the in-flight UPDATEs left them (attempts + 1 per request carrying the message): read by _apply
         sent_in: dict[int, int] = {}
-        for _, planned in requests:
+        for _, planned, _ in requests:
             for i in dict.fromkeys(planned.events):
                 sent_in[ids[i]] = sent_in.get(ids[i], 0) + 1
         inflight = {oid: {"id": oid, "attempts": by_id[oid]["attempts"] + n,
                           "first_attempt_at": by_id[oid]["first_attempt_at"] or at} for oid, n in sent_in.items()}
-        batch = _Round(inflight, deferred, {oid: by_id[oid] for oid in deferred})
-        for request_id, planned in requests:
+        batch = _Round(by_id, inflight, deferred)
+        for request_id, _, stored in requests:
             final_for = {outbox_id for outbox_id, rid in last_request.items() if rid == request_id}
-            self._send(destination, request_id, _stored_request(planned, ids), failed, counts, final_for, batch)
+            self._send(destination, request_id, stored, failed, counts, final_for, batch)
         if batch.deferred:  # their batches' calls did not throw: the refusals stand
             with store.transaction() as conn, _Settlements(conn) as settle:
                 for oid, refusal in batch.deferred.items():
@@ -356,6 +360,7 @@ class Outbox:
         else:
             outcomes = destination.read(_planned(stored), answer.status, answer.body)
             retry_after = _retry_after(answer.headers, now)
+        attempted: list[tuple] = []
         if batch is not None:
             rows = {oid: batch.inflight[oid] for oid in stored["events"] if oid in batch.inflight}
             thrown = next((o for o in outcomes if o.thrown), None)
@@ -364,16 +369,17 @@ class Outbox:
                 for oid in stored.get("batch_members", ()):
                     if oid in batch.deferred:
                         del batch.deferred[oid]
-                        row = batch.deferred_rows[oid]
-                        rows[oid] = {"id": oid, "attempts": row["attempts"] + 1,
-                                     "first_attempt_at": row["first_attempt_at"] or at}
+                        read = batch.read[oid]
+                        rows[oid] = {"id": oid, "attempts": read["attempts"] + 1,
+                                     "first_attempt_at": read["first_attempt_at"] or at}
                         outcomes.append(EventOutcome(oid, thrown.status, thrown.code, thrown.message, thrown.body))
-                        self._count_attempt(oid, at)
+                        attempted.append((at, oid))
         else:  # a request resumed after a restart
             rows = {r["id"]: r for r in self.sandbox.store.query(
                 f"SELECT id, attempts, first_attempt_at FROM outbox WHERE id IN ({','.join('?' * len(stored['events']))})",
                 stored["events"])}
         with self.sandbox.store.transaction() as conn, _Settlements(conn) as settle:
+            settle.attempted.extend(attempted)
             conn.execute(
                 "UPDATE delivery_requests SET status = ?, response = ?, error = ?, latency_ms = ? WHERE id = ?",
                 (answer.status if answer else None,
@@ -397,12 +403,6 @@ class Outbox:
                 else:
                     self._finish(settle, outcome.index, row, "discarded", outcome.status,
                                  f"errors.discarded.{outcome.status}", message, at, request_id, counts)
-
-    def _count_attempt(self, outbox_id: int, at: str) -> None:
-        """A refused event failed with its batch: the attempt counts for its backoff and retry window."""
-        with self.sandbox.store.transaction() as conn:
-            conn.execute("UPDATE outbox SET attempts = attempts + 1, first_attempt_at = coalesce(first_attempt_at, ?)"
-                         " WHERE id = ?", (at, outbox_id))
 
     def _retry(self, settle: _Settlements, outbox_id: int, row: dict, status: int | None, code: str,
                message: str | None, now: datetime, retry_after: float | None, request_id: int, counts: dict) -> None:
@@ -450,10 +450,11 @@ class Outbox:
         return {r["key"][len("cohort:"):] for r in self.sandbox.store.query(
             "SELECT key FROM destination_state WHERE destination = ? AND key LIKE 'cohort:%'", (destination.name,))}
 
-    def _remember_cohorts(self, destination: Destination, plan: Plan, requests: list[tuple[int, PlannedRequest]]) -> None:
+    def _remember_cohorts(self, destination: Destination, plan: Plan,
+                          requests: list[tuple[int, PlannedRequest, dict]]) -> None:
         if not plan.created_cohorts:
             return
-        created = [p.body.get("name") for rid, p in requests if p.path == braze_cohorts.CREATE_PATH
+        created = [p.body.get("name") for rid, p, _ in requests if p.path == braze_cohorts.CREATE_PATH
                    and self.sandbox.store.execute("SELECT status FROM delivery_requests WHERE id = ?",
                                                   (rid,)).fetchone()[0] in range(200, 300)]
         with self.sandbox.store.transaction() as conn:
