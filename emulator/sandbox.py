@@ -183,11 +183,6 @@ class Sandbox:
     def braze_url(self) -> str:
         return self.urls["braze"]
 
-    def tick(self) -> dict:
-        """The work time makes due: Engage re-evaluation (windows, batch runs) and deliveries."""
-        self.engage.computations.tick()
-        return self.outbox.deliver_due()
-
     def start_worker(self, interval: float = 0.2, engage_every: float = 5.0) -> None:
         """A background thread for a served sandbox: delivers what is due every `interval` seconds and lets
         Engage see time pass every `engage_every` seconds (a real-time clock moves without anyone calling it)."""
