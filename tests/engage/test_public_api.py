@@ -112,3 +112,26 @@ def test_a_wrong_token_is_401_and_an_unknown_space_or_id_404(sandbox):
     assert client.get("/spaces/spa_other/audiences", headers=TOKEN).status_code == 404
     missing = client.get(f"{BASE}/audiences/aud_missing", headers=TOKEN)
     assert missing.status_code == 404 and missing.json()["errors"][0]["type"] == "not-found"
+
+
+@pytest.mark.parametrize("options, field", [
+    ({"filterByExternalIds": "email"}, "options.filterByExternalIds"),
+    ({"filterByExternalIds": []}, "options.filterByExternalIds"),
+    ({"includeHistoricalData": "no"}, "options.includeHistoricalData"),
+])
+def test_an_update_is_checked_as_a_creation_is(api, sandbox, options, field):
+    made = api.post(f"{BASE}/audiences", json={"name": "x", "audienceType": "USERS",
+                                               "definition": {"query": "event('A').count() >= 1"}}).json()
+    audience_id = made["data"]["audience"]["id"]
+    response = api.patch(f"{BASE}/audiences/{audience_id}", json={"options": options})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == field
+    stored = sandbox.engage.computations.definitions.get(audience_id)
+    assert stored.backfill is True and stored.external_id_types == ("user_id", "email", "android.idfa", "ios.idfa")
+
+
+def test_an_update_of_the_identifiers_keeps_anonymous_users_when_they_were_included(sandbox):
+    computations = sandbox.engage.computations
+    made = computations.create("audience", key="x", query="event('A').count() >= 1", include_anonymous=True)
+    updated = computations.update(made.id, external_id_types=["email"])
+    assert updated.external_id_types == ("email", "anonymous_id")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ...clock import iso, parse_instant
 from .definitions import (AUDIENCE, CYCLE_MESSAGE, TRAIT, Connection, Definition, DefinitionError, DefinitionStore,
-                          from_config, parse_connections, parse_query)
+                          external_ids_option, from_config, parse_connections, parse_query)
 from .emission import Identity, build_messages
 from .identity import event_name, message_traits
 
@@ -165,11 +165,15 @@ class Computations:
                                       "Segment cannot convert between them by editing: create a new one",
                                       "definition.query")
             updated = replace(updated, query_text=changes["query"], query=query)
+        for flag in ("enabled", "backfill"):  # the checks create makes (definitions.from_config)
+            if changes.get(flag) is not None and not isinstance(changes[flag], bool):
+                raise DefinitionError(f"{flag} must be true or false", flag)
         for field_name in ("name", "description", "enabled", "backfill"):
             if changes.get(field_name) is not None:
                 updated = replace(updated, **{field_name: changes[field_name]})
         if changes.get("external_id_types") is not None:
-            updated = replace(updated, external_id_types=tuple(changes["external_id_types"]))
+            updated = replace(updated, external_id_types=external_ids_option(
+                changes["external_id_types"], updated.include_anonymous, "external_id_types"))
         if changes.get("destinations") is not None:
             connections = parse_connections(changes["destinations"], current.kind)
             self._check_destinations(connections)

@@ -9,7 +9,8 @@ makes them in its app): set them in the configuration or with `sandbox.engage.co
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, Any
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -50,6 +51,26 @@ def _summary(definition: Definition, space_id: str, size: int | None) -> dict:
         body["options"] = {"includeHistoricalData": definition.backfill,
                            "includeAnonymousUsers": definition.include_anonymous}
     return body
+
+
+_PUBLIC_FIELDS = {"query": "definition.query", "external_id_types": "options.filterByExternalIds",
+                  "backfill": "options.includeHistoricalData"}
+
+
+def _check_option_flags(options: dict) -> None:
+    for flag in ("includeHistoricalData", "includeAnonymousUsers"):
+        if flag in options and not isinstance(options[flag], bool):
+            raise DefinitionError(f"options.{flag} must be true or false", f"options.{flag}")
+
+
+@contextmanager
+def _public_field_names() -> Iterator[None]:
+    """A refusal names the field as the Public API body spells it."""
+    try:
+        yield
+    except DefinitionError as exc:
+        exc.field = _PUBLIC_FIELDS.get(exc.field, exc.field)
+        raise
 
 
 def create_public_api_blueprint(sandbox: "Sandbox") -> Blueprint:
@@ -112,22 +133,16 @@ def create_public_api_blueprint(sandbox: "Sandbox") -> Blueprint:
         options = data.get("options") or {}
         if not isinstance(options, dict):
             raise DefinitionError("options must be an object", "options")
-        for flag in ("includeHistoricalData", "includeAnonymousUsers"):
-            if flag in options and not isinstance(options[flag], bool):
-                raise DefinitionError(f"options.{flag} must be true or false", f"options.{flag}")
+        _check_option_flags(options)
         if "enabled" in data and not isinstance(data["enabled"], bool):
             raise DefinitionError("enabled must be true or false", "enabled")
-        try:
+        with _public_field_names():
             definition = computations.create(
                 kind, key=snake_key(name), name=name, query=definition_body.get("query"),
                 description=data.get("description"), enabled=data.get("enabled", True),
                 backfill=options.get("includeHistoricalData", True),
                 include_anonymous=options.get("includeAnonymousUsers", False),
                 external_id_types=options.get("filterByExternalIds"))
-        except DefinitionError as exc:
-            if exc.field in ("query", "external_id_types"):  # name the field as the Public API body spells it
-                exc.field = {"query": "definition.query", "external_id_types": "options.filterByExternalIds"}[exc.field]
-            raise
         return jsonify(envelope(kind, definition))
 
     @bp.get("/spaces/<space_id>/<any(audiences, 'computed-traits'):collection>")
@@ -173,10 +188,12 @@ def create_public_api_blueprint(sandbox: "Sandbox") -> Blueprint:
                 raise DefinitionError(f"{field_name} must be a string", field_name)
         if "enabled" in data and not isinstance(data["enabled"], bool):
             raise DefinitionError("enabled must be true or false", "enabled")
-        definition = computations.update(
-            definition_id, name=data.get("name"), description=data.get("description"), enabled=data.get("enabled"),
-            query=definition_body.get("query"), backfill=options.get("includeHistoricalData"),
-            external_id_types=options.get("filterByExternalIds"))
+        _check_option_flags(options)
+        with _public_field_names():
+            definition = computations.update(
+                definition_id, name=data.get("name"), description=data.get("description"),
+                enabled=data.get("enabled"), query=definition_body.get("query"),
+                backfill=options.get("includeHistoricalData"), external_id_types=options.get("filterByExternalIds"))
         return jsonify(envelope(kind, definition))
 
     @bp.delete("/spaces/<space_id>/<any(audiences, 'computed-traits'):collection>/<definition_id>")
