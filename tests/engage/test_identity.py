@@ -341,3 +341,20 @@ def test_odd_identity_fields_never_break_ingest(messages: list[dict]) -> None:
         receipt = sandbox.segment.ingest(messages)
         attached = sandbox.store.query("SELECT count(*) AS n FROM engage_event_profiles")[0]["n"]
         assert attached == receipt.accepted  # every accepted message carries user_id u1 or u2
+
+
+def test_a_profile_at_the_mapping_limit_still_receives_its_messages(sandbox: Sandbox) -> None:
+    # "no additional mappings will be added ... Event resolution for the profile, however, will continue"
+    sandbox.configure({"segment": {"space": {"identity": {"default_limit": 10}}}})
+    for part in range(4):
+        ids = [{"id": f"v{part}-{n}", "type": f"t{part * 250 + n:04}", "collection": "users", "encoding": "none"}
+               for n in range(249)]
+        sandbox.segment.ingest({"type": "track", "event": "E", "userId": "u1", "anonymousId": f"a{part}",
+                                "context": {"externalIds": ids}})
+    profile = sandbox.engage.resolve("user_id:u1")
+    assert len(sandbox.engage.external_ids(profile)) == 1000
+    sandbox.segment.ingest({"type": "identify", "anonymousId": "a3", "traits": {"email": "new@example.com"}})
+    assert sandbox.engage.resolve("anonymous_id:a3") == profile
+    assert len(sandbox.engage.profile_ids()) == 1
+    assert sandbox.engage.traits(profile)["email"] == "new@example.com"
+    assert len(sandbox.engage.external_ids(profile)) == 1000

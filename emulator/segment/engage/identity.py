@@ -338,8 +338,8 @@ class _Batch:
                 return False
             for profile in profiles:
                 types.update(self.idset(profile))
-        if new and sum(len(v) for p in profiles for v in self.idset(p).values()) + len(new) > MAX_MAPPINGS:
-            return False
+        if len(profiles) > 1 and self.mapping_count(profiles) > MAX_MAPPINGS:
+            return False  # a merge would leave a profile past the limit
         for id_type in types:
             window = rules.window(id_type)
             total = adding.get(id_type, 0)
@@ -348,6 +348,9 @@ class _Batch:
             if total > rules.limit(id_type):
                 return False
         return True
+
+    def mapping_count(self, profiles: list[str]) -> int:
+        return sum(len(values) for profile in profiles for values in self.idset(profile).values())
 
     def new_profile(self, message: dict, collection: str = "users") -> str:
         profile = self.resolver.sandbox.ids.token("use_" if collection == "users" else "acc_")
@@ -391,6 +394,10 @@ class _Batch:
             if len(candidates) == 1 or self.within_limits(profiles, new):
                 break
             candidates = candidates[:-1]  # demote the lowest-priority identifier and retry
+        if new:
+            # Past 1,000 mappings none is added, but the message still resolves to its profile (the docs' words
+            # above MAX_MAPPINGS); `new` is in priority order, so the highest-priority ids fill what room is left.
+            new = new[:max(MAX_MAPPINGS - self.mapping_count(profiles), 0)]
         if not profiles:
             target = self.new_profile(message)
         else:
