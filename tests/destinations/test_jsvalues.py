@@ -111,3 +111,26 @@ def test_js_index_is_what_an_array_lookup_reads(key, index):
 def test_js_string():
     assert [js_string(v) for v in (None, True, 5, 1e21, -0.0, "x", [1, None, [2, "a"]], {"a": 1})] == [
         "null", "true", "5", "1e+21", "0", "x", "1,,2,a", "[object Object]"]
+
+
+def test_a_path_reads_an_array_element_only_by_a_canonical_index():
+    from emulator.segment.destinations.mapping import UNDEFINED, get
+
+    event = {"a": [10, 20]}
+    assert get(event, "a.1") == 20 and get(event, "a[1]") == 20
+    assert get(event, "a.01") is UNDEFINED  # arr["01"] is undefined in JavaScript
+    assert get(event, "a.2") is UNDEFINED
+
+
+def test_choices_given_as_label_and_value_are_checked_by_value():
+    from emulator.segment.destinations.base import DestinationRefusal, check_payload
+
+    fields = {"kind": {"label": "Kind", "type": "string", "choices": [{"label": "A", "value": "a"},
+                                                                       {"label": "B", "value": "b"}]}}
+    assert check_payload({"kind": "b"}, fields, single=True) == {"kind": "b"}
+    try:
+        check_payload({"kind": "c"}, fields, single=True)
+    except DestinationRefusal as refusal:
+        assert str(refusal.message).endswith('must be one of: "a" or "b".')
+    else:
+        raise AssertionError("refused value accepted")

@@ -245,3 +245,17 @@ def test_a_classic_batch_answered_with_an_error_keeps_its_refusals(sandbox):
     counts = sandbox.flush()
     assert (counts["retried"], counts["discarded"]) == (1, 1)
     assert only_delivery(sandbox, message_id="refused")["outcome"] == "discarded"
+
+
+def test_a_batch_that_sent_no_object_still_fails_its_refused_events_when_reading_the_answer_throws(sandbox):
+    # Both events pass the payload check and fail the identity check: Segment still sends {"events": []}, and a
+    # Braze error whose index is null makes its reading throw, which fails the whole batch.
+    sandbox.faults.add(app="braze", path="/users/track", status=400, count=1,
+                       body={"errors": [{"type": None, "input_array": "events", "index": None}]})
+    send(sandbox, {"type": "track", "anonymousId": "a1", "event": "Clicked", "messageId": "m1"},
+         {"type": "track", "anonymousId": "a2", "event": "Clicked", "messageId": "m2"})
+    assert sandbox.flush()["discarded"] == 2
+    for message_id in ("m1", "m2"):
+        delivery = only_delivery(sandbox, message_id=message_id)
+        assert delivery["error"] == "Cannot read properties of undefined (reading 'add')"
+        assert delivery["attempts"][-1]["request"]["body"] == {"events": []}

@@ -76,6 +76,13 @@ class BatchFailure(DestinationRefusal):
     `perform`, and the whole batch under `performBatch`."""
 
 
+def thrown_failure(planned: "PlannedRequest", status: int, code: str | None, message: str | None,
+                   body: Any) -> list[EventOutcome]:
+    """A failure escaping performBatch (the request client's HTTPError, a TypeError reading the answer): every
+    event of the batch fails with it, the ones the payload check refused included (even when none was sent)."""
+    return [EventOutcome(i, status, code, message, body, thrown=True) for i in planned.batch_members or planned.events]
+
+
 @dataclass
 class PlannedRequest:
     """One HTTP request a destination would send, and which input events it carries.
@@ -291,7 +298,8 @@ class _Field:
     value classes that pass ajv's type check as they are, its items' and properties' definitions, its format."""
 
     __slots__ = ("title", "types", "direct", "multiple", "allow_null", "nullable", "stringy", "item",
-                 "properties", "additional", "choices", "str_choices", "format", "type_message", "plain")
+                 "properties", "additional", "choices", "str_choices", "choices_message", "format", "type_message",
+                 "plain")
 
     def __init__(self, spec: dict) -> None:
         self.title = spec.get("label")
@@ -307,10 +315,16 @@ class _Field:
         self.properties = _Fields(properties) if properties else None
         self.additional = bool(spec.get("additionalProperties"))
         choices = spec.get("choices")
-        self.choices = choices if choices is not None and not self.multiple else None
+        # the enum ajv checks: each choice's value ({label, value} choices included)
+        self.choices = list(dict.fromkeys(c["value"] if isinstance(c, dict) else c for c in choices)) \
+            if choices is not None and not self.multiple else None
         # A string is among plain-string choices iff it is in their set (CURRENCIES has ~180: no linear scan).
-        self.str_choices = frozenset(choices) if self.choices is not None and all(
-            c.__class__ is str for c in choices) else None
+        self.str_choices = frozenset(self.choices) if self.choices is not None and all(
+            c.__class__ is str for c in self.choices) else None
+        self.choices_message = None
+        if self.choices is not None:
+            allowed = self.choices + ([None] if self.allow_null else [])
+            self.choices_message = f" must be one of: {_humanize_list([json.dumps(a) for a in allowed], 'or')}."
         fmt = spec.get("format") or ("date-like" if spec["type"] == "datetime" else None)
         self.format = _FORMATS[fmt] if fmt in _FORMATS else None
         humanized = _humanize_list(self.types, "or")
@@ -367,12 +381,8 @@ def _plan(fields: dict[str, dict]) -> _Fields:
     return entry[1]
 
 
-def remove_empty_values(payload: dict, fields: dict[str, dict], is_root: bool = False) -> dict:
-    """actions-core `removeEmptyValues`: null where null isn't allowed, "" where a string isn't expected, go away."""
-    return _remove_empty_values(payload, _plan(fields), is_root)
-
-
 def _remove_empty_values(payload: dict, plan: _Fields, is_root: bool = False) -> dict:
+    """actions-core `removeEmptyValues`: null where null isn't allowed, "" where a string isn't expected, go away."""
     out = {}
     fields = plan.fields
     for key, value in payload.items():
@@ -384,7 +394,7 @@ def _remove_empty_values(payload: dict, plan: _Fields, is_root: bool = False) ->
             field = fields.get(key)
             if field is not None:
                 value = _remove_empty(value, field)
-            if value is UNDEFINED or (value == "" and is_root and isinstance(value, str)):
+            if value is UNDEFINED:
                 continue
         out[key] = value
     return out
@@ -408,8 +418,6 @@ def _remove_empty(value: Any, field: _Field) -> Any:
             return value
         return _remove_empty_values(value, field.properties)
     if value is None and not field.nullable:
-        return UNDEFINED
-    if value == "" and isinstance(value, str) and not field.stringy:
         return UNDEFINED
     return value
 
@@ -476,9 +484,8 @@ def _coerce(value: Any, types: list[str]) -> tuple[bool, Any]:
                 number = int(value)
             elif value is None:
                 number = 0
-            elif isinstance(value, str) and value and to_number(value) == to_number(value):
-                # ajv: `data == +data` (JavaScript's Number(): surrounding spaces, 0x10, 1e3 all count)
-                f = to_number(value)
+            elif isinstance(value, str) and value and (f := to_number(value)) == f:
+                # ajv: `data == +data`, false only for NaN (JavaScript's Number(): spaces, 0x10, 1e3 all count)
                 number = int(f) if f.is_integer() and abs(f) < 1e21 else f
             # integer: ajv's `!(data % 1)`, true for a whole number and for Infinity ("Infinity" % 1 is NaN)
             if number is not None and (t == "number" or number.__class__ is int or not math.isfinite(number)
@@ -584,11 +591,7 @@ def _check_value(value: Any, field: _Field, parent: str, key: Any, errors: list[
         else:
             refused = value not in choices or isinstance(value, bool)
         if refused:
-            allowed = list(dict.fromkeys(c["value"] if isinstance(c, dict) else c for c in choices))
-            if field.allow_null:
-                allowed.append(None)
-            listed = _humanize_list([json.dumps(a) for a in allowed], "or")
-            errors.append(f"{_preamble(f'{parent}/{key}', field.title)} must be one of: {listed}.")
+            errors.append(f"{_preamble(f'{parent}/{key}', field.title)}{field.choices_message}")
     if ok and field.multiple and isinstance(value, list):
         path = f"{parent}/{key}"
         item = field.item

@@ -24,9 +24,9 @@ from typing import Any, Callable, Collection
 from emulator.segment.destinations.base import (
     BAD_REQUEST, MISSING_REQUIRED_FIELDS, PAYLOAD_TOO_LARGE, BatchFailure, PAYLOAD_VALIDATION_FAILED, RETRYABLE_ERROR, USER_AGENT,
     DestinationRefusal, EventOutcome, Plan, PlannedRequest, batch_membership_error, check_payload, http_error_code,
-    membership_error, reason_phrase, to_date, to_iso,
+    membership_error, reason_phrase, thrown_failure, to_date, to_iso,
 )
-from emulator.segment.destinations.jsvalues import js_index, js_string
+from emulator.segment.destinations.jsvalues import is_array_index, js_index, js_string, json_text
 from emulator.segment.destinations.mapping import (
     UNDEFINED, Subscription, compile_mapping, default_mapping, remove_undefined, transform, truthy,
 )
@@ -620,12 +620,6 @@ def ecommerce_event(event: dict, settings: dict, preset_name: str = "Order Place
     return map_event(event, preset_by_name(preset_name, "current"), settings)[0]
 
 
-def _is_index(key: str) -> bool:
-    """An array-index-like key, which JSON.stringify puts first in ascending order (then the rest in insertion order)."""
-    # isascii: Python's isdigit also takes other scripts' digits ("١٢٣"), which JavaScript keys are not indexes for.
-    return key.isdigit() and key.isascii() and (key == "0" or not key.startswith("0")) and int(key) < 2**32 - 1
-
-
 def _sendable(value: Any) -> Any:
     """`remove_undefined(value)` with JSON.stringify's key order, in one pass: fresh containers, UNDEFINED members dropped, and the keys
     reordered only in an object that has an integer-like one (rare: most objects are copied in order)."""
@@ -643,8 +637,8 @@ def _sendable(value: Any) -> Any:
             if key.isdigit():
                 digits = True
         if digits:
-            indexed = sorted((k for k in out if _is_index(k)), key=int)
-            out = {k: out[k] for k in [*indexed, *(k for k in out if not _is_index(k))]}
+            indexed = sorted((k for k in out if is_array_index(k)), key=int)
+            out = {k: out[k] for k in [*indexed, *(k for k in out if not is_array_index(k))]}
         return out
     if isinstance(value, list):
         return [_sendable(item) for item in value]
@@ -771,7 +765,7 @@ def _plan_batch(events: list[dict], batch: list[int], preset: Preset, settings: 
 def _thrown(planned: PlannedRequest, message: str, body: Any) -> list[EventOutcome]:
     """A TypeError thrown while reading Braze's answer escapes performBatch: every event of the batch fails with it
     (status as for the other JavaScript errors, BatchFailure)."""
-    return [EventOutcome(i, 400, BAD_REQUEST, message, body, thrown=True) for i in planned.events]
+    return thrown_failure(planned, 400, BAD_REQUEST, message, body)
 
 
 def _set_key(value: Any) -> Any:
@@ -800,8 +794,9 @@ def read_response(planned: PlannedRequest, status: int, body: Any) -> list[Event
         if ecommerce or not planned.batch:
             # perform() and the ecommerce actions let the request client's HTTPError escape: Segment records its
             # message, the status text ("Bad Request"), not Braze's `message`; Braze's answer stays in `body`.
-            return [EventOutcome(i, status, code, reason_phrase(status), body, thrown=planned.batch)
-                    for i in planned.events]
+            if planned.batch:
+                return thrown_failure(planned, status, code, reason_phrase(status), body)
+            return [EventOutcome(i, status, code, reason_phrase(status), body) for i in planned.events]
         message = body.get("message") if body.get("message") is not None else reason_phrase(status)
         # utils.ts fills one shared Set for every event (`new Array(n).fill(new Set())`): each failed event's body
         # lists the error types of the whole request. An error whose index names no sent object makes
@@ -832,8 +827,7 @@ def read_response(planned: PlannedRequest, status: int, body: Any) -> list[Event
                 index = error.get("index") if isinstance(error, dict) else None
                 if index.__class__ in (int, float) and index == position:
                     sent = planned.body[array][position] if position < len(planned.body[array]) else None
-                    detail = json.dumps(sent, separators=(",", ":"), ensure_ascii=False) if sent is not None \
-                        else None
+                    detail = json_text(sent) if sent is not None else None  # JSON.stringify(json.events[index])
                     if event in outcomes:
                         outcomes[event] = EventOutcome(event, 400, BAD_REQUEST, error.get("type"), detail)
                     break

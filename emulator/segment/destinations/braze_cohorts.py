@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 from emulator.segment.destinations.base import (
     PAYLOAD_VALIDATION_FAILED, USER_AGENT, DestinationRefusal, EventOutcome, Plan, PlannedRequest,
-    batch_membership_error, check_payload, http_error_code, membership_error, reason_phrase,
+    batch_membership_error, check_payload, http_error_code, membership_error, reason_phrase, thrown_failure,
 )
-from emulator.segment.destinations.jsvalues import date_ms
+from emulator.segment.destinations.jsvalues import date_ms, js_index
 from emulator.segment.destinations.mapping import UNDEFINED, Subscription, compile_mapping, default_mapping, truthy
 
 CREATE_PATH = "/partners/segment/cohorts"
@@ -126,8 +126,8 @@ def _member(properties: Any, key: Any) -> Any:
     elif proto.__class__ is list:  # an array prototype: its elements and length (its methods are not modelled)
         if name == "length":
             return len(proto)
-        if name.isdigit() and name.isascii() and (name == "0" or name[0] != "0") and int(name) < len(proto):
-            return proto[int(name)]
+        if (index := js_index(name, len(proto))) is not None:
+            return proto[index]
     if name == "__proto__":
         return True  # Object.prototype's accessor: the prototype, an object
     return True if name in _OBJECT_PROTOTYPE else UNDEFINED
@@ -286,5 +286,4 @@ def read_response(planned: PlannedRequest, status: int, body: Any) -> list[Event
     if 200 <= status < 300:
         return [EventOutcome(i, status, None, None, body) for i in planned.events]
     # The request client throws an HTTPError; Segment fails the whole batch with its status and status text.
-    return [EventOutcome(i, status, http_error_code(status), reason_phrase(status), body, thrown=True)
-            for i in planned.events]
+    return thrown_failure(planned, status, http_error_code(status), reason_phrase(status), body)

@@ -162,15 +162,19 @@ def js_string(value: Any) -> str:
     return "[object Object]"
 
 
+def is_array_index(key: str) -> bool:
+    """A property key that is an array index in JavaScript: canonical ASCII digits ("0", "12"; not "01", not "١٢")
+    below 2**32 - 1. Objects list such keys first, ascending (JSON.stringify's key order)."""
+    return key.isdigit() and key.isascii() and (key == "0" or key[0] != "0") and int(key) < 2**32 - 1
+
+
 def js_index(key: Any, length: int) -> int | None:
     """The element `array[key]` reads in JavaScript (key made a property key with String()): its index, or None
     when that is undefined. `arr["1"]`, `arr[1.0]` and `arr[[1]]` are `arr[1]`; `arr["01"]`, `arr[-1]` are not."""
     if key.__class__ is int:
         return key if 0 <= key < length else None
     text = js_string(key)
-    if text.isdigit() and text.isascii() and (text == "0" or text[0] != "0") and int(text) < length:
-        return int(text)
-    return None
+    return int(text) if is_array_index(text) and int(text) < length else None
 
 
 def to_number(text: str) -> float:
@@ -178,17 +182,20 @@ def to_number(text: str) -> float:
     stripped = text.strip(_JS_WHITESPACE_TEXT)
     if stripped == "":
         return 0.0
-    if re.fullmatch(r"0[xX][0-9a-fA-F]+", stripped):
-        return float(int(stripped, 16))
-    if re.fullmatch(r"0[oO][0-7]+", stripped):
-        return float(int(stripped[2:], 8))
-    if re.fullmatch(r"0[bB][01]+", stripped):
-        return float(int(stripped[2:], 2))
-    if re.fullmatch(r"[+-]?Infinity", stripped):
-        return -math.inf if stripped[0] == "-" else math.inf
-    if re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", stripped):
+    match = _NUMBER_LITERAL.fullmatch(stripped)
+    if match is None:
+        return math.nan
+    if match["decimal"] is not None:  # the common case first
         return float(stripped)
-    return math.nan
+    if match["infinity"] is not None:
+        return -math.inf if stripped[0] == "-" else math.inf
+    base = {"x": 16, "o": 8, "b": 2}[stripped[1].lower()]
+    return float(int(stripped[2:], base))
+
+
+# StringNumericLiteral: decimal, Infinity, or 0x / 0o / 0b integers (no sign before those)
+_NUMBER_LITERAL = re.compile(r"(?P<decimal>[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?)|(?P<infinity>[+-]?Infinity)"
+                             r"|0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+")
 
 
 # -- dates ---------------------------------------------------------------------------------------------------------

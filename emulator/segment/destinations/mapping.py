@@ -12,6 +12,8 @@ import re
 from functools import lru_cache
 from typing import Any, Callable
 
+from .jsvalues import js_index
+
 
 class _Undefined:
     __slots__ = ()
@@ -191,9 +193,9 @@ def _walk(current: Any, keys: tuple[str, ...]) -> Any:
             return current
         if isinstance(current, dict):
             current = current.get(key, UNDEFINED)
-        elif isinstance(current, list) and key.isdigit() and key.isascii():
-            index = int(key)
-            current = current[index] if index < len(current) else UNDEFINED
+        elif isinstance(current, list):
+            index = js_index(key, len(current))  # arr["1"] is arr[1]; arr["01"] is undefined
+            current = current[index] if index is not None else UNDEFINED
         elif isinstance(current, str) and key == "length":
             current = len(current)
         else:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ...clock import iso, parse_duration, parse_instant
 from . import braze_cloud, braze_cohorts
-from .base import DestinationRefusal, EventOutcome, Plan, PlannedRequest
+from .base import DestinationRefusal, EventOutcome, Plan, PlannedRequest, thrown_failure
 from .transport import Transport, TransportError
 
 if TYPE_CHECKING:
@@ -355,7 +355,7 @@ class Outbox:
         now = self.sandbox.clock.now()
         at = iso(now)
         if error is not None:  # the request client throws: a failure of the whole batch
-            outcomes = [EventOutcome(i, 0, error.code, error.detail, thrown=True) for i in stored["events"]]
+            outcomes = thrown_failure(_planned(stored), 0, error.code, error.detail, None)
             retry_after = None
         else:
             outcomes = destination.read(_planned(stored), answer.status, answer.body)
@@ -363,17 +363,16 @@ class Outbox:
         attempted: list[tuple] = []
         if batch is not None:
             rows = {oid: batch.inflight[oid] for oid in stored["events"] if oid in batch.inflight}
-            thrown = next((o for o in outcomes if o.thrown), None)
-            if thrown is not None:
-                # the batch's refused events fail with it (and count the attempt), instead of with their refusal
-                for oid in stored.get("batch_members", ()):
-                    if oid in batch.deferred:
-                        del batch.deferred[oid]
-                        read = batch.read[oid]
-                        rows[oid] = {"id": oid, "attempts": read["attempts"] + 1,
-                                     "first_attempt_at": read["first_attempt_at"] or at}
-                        outcomes.append(EventOutcome(oid, thrown.status, thrown.code, thrown.message, thrown.body))
-                        attempted.append((at, oid))
+            # a thrown failure names the batch's refused events too: they fail with it (and count the attempt),
+            # instead of with their refusal
+            for outcome in outcomes:
+                oid = outcome.index
+                if outcome.thrown and oid in batch.deferred:
+                    del batch.deferred[oid]
+                    read = batch.read[oid]
+                    rows[oid] = {"id": oid, "attempts": read["attempts"] + 1,
+                                 "first_attempt_at": read["first_attempt_at"] or at}
+                    attempted.append((at, oid))
         else:  # a request resumed after a restart
             rows = {r["id"]: r for r in self.sandbox.store.query(
                 f"SELECT id, attempts, first_attempt_at FROM outbox WHERE id IN ({','.join('?' * len(stored['events']))})",
