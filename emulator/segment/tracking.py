@@ -465,25 +465,33 @@ class Tracking:
     @staticmethod
     def _trim(conn: sqlite3.Connection, source: str | None, limit: int) -> None:
         """Keep the newest `limit` messages of `source`. Its requests' debugger ids grow with their payload ids, and
-        a request's messages have consecutive ids: walk its requests newest first to the one holding the cutoff."""
-        keep, cutoff = max(limit, 0), None
-        for payload_id, base_id, n_rows, visible_from in conn.execute(
-                "SELECT id, base_id, n_rows, visible_from FROM segment_payloads WHERE source IS ? ORDER BY id DESC",
-                (source,)).fetchall():
-            visible = base_id + n_rows - visible_from
-            if visible <= keep:
-                keep -= visible
-                continue
-            cutoff = base_id + n_rows - 1 - keep  # the newest id trimmed away
-            break
-        if cutoff is None:
+        a request's messages have consecutive ids: count what is held, then walk the oldest requests to the cutoff
+        (most trims find nothing to remove, and then read no request at all)."""
+        held = conn.execute("SELECT coalesce(sum(base_id + n_rows - visible_from), 0) FROM segment_payloads"
+                            " WHERE source IS ?", (source,)).fetchone()[0]
+        excess = held - max(limit, 0)
+        if excess <= 0:
             return
+        cutoff = last_whole = partial = None
+        rows = conn.execute("SELECT id, base_id, n_rows, visible_from FROM segment_payloads WHERE source IS ?"
+                            " ORDER BY id", (source,))
+        for payload_id, base_id, n_rows, visible_from in rows:
+            visible = base_id + n_rows - visible_from
+            if visible <= excess:  # the whole request goes
+                excess -= visible
+                cutoff, last_whole = base_id + n_rows - 1, payload_id
+                if excess == 0:
+                    break
+                continue
+            cutoff, partial = visible_from + excess - 1, payload_id  # the newest id trimmed away
+            break
+        rows.close()
         conn.execute("DELETE FROM segment_debugger WHERE source IS ? AND id <= ?", (source, cutoff))
-        if keep:
-            conn.execute("UPDATE segment_payloads SET visible_from = ? WHERE id = ?", (cutoff + 1, payload_id))
-            conn.execute("DELETE FROM segment_payloads WHERE source IS ? AND id < ?", (source, payload_id))
+        if partial is not None:
+            conn.execute("UPDATE segment_payloads SET visible_from = ? WHERE id = ?", (cutoff + 1, partial))
+            conn.execute("DELETE FROM segment_payloads WHERE source IS ? AND id < ?", (source, partial))
         else:
-            conn.execute("DELETE FROM segment_payloads WHERE source IS ? AND id <= ?", (source, payload_id))
+            conn.execute("DELETE FROM segment_payloads WHERE source IS ? AND id <= ?", (source, last_whole))
 
     def reset(self) -> None:
         self._since_trim.clear()
