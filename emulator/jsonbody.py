@@ -10,8 +10,11 @@ import json
 import re
 from typing import Any
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+# A high surrogate escape not followed by a low one, or a low one not preceded by a high one: a pair (an emoji as
+# analytics-python writes it, ensure_ascii) is not lone and needs no walk over the body.
+_LONE = r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F]"
+_SURROGATE_ESCAPE = re.compile(_LONE)
+_SURROGATE_ESCAPE_BYTES = re.compile(_LONE.encode())
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads pairs valid surrogates: any left in a str is lone
 
 
