@@ -28,7 +28,7 @@ _CORS = {
 def _error_body(status: int, message: str) -> dict:
     if status == 405:
         return errors.METHOD_NOT_ALLOWED.body()
-    code = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
+    code = {400: "invalid_request", 401: "unauthorized", 404: "not_found"}.get(
         status, "internal_error" if status >= 500 else "error")
     return {"code": code, "message": message}
 

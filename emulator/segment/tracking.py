@@ -116,19 +116,13 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 def _id_value(message: dict, key: str) -> tuple[str | None, Drop | None]:
     """Ids may be strings or numbers (libraries stringify them); null and "" count as absent."""
     value = message.get(key)
-    if value is None or value == "":
+    if type(value) is str:  # the common case first: it runs twice for every message
+        return value or None, None
+    if value is None:
         return None, None
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None, errors.invalid_field(key, "a string")
     return str(value), None
-
-
-def _id_fast(message: dict, key: str) -> tuple[str | None, Drop | None]:
-    """`_id_value` with the common case (a plain string) first: it runs twice for every message."""
-    value = message.get(key)
-    if type(value) is str:
-        return value or None, None
-    return _id_value(message, key)
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -328,15 +322,15 @@ class Tracking:
                 return None, errors.INVALID_TYPE
         else:
             msg_type = kind
-        user_id, problem = _id_fast(item, "userId")
+        user_id, problem = _id_value(item, "userId")
         if problem:
             return None, problem
-        anonymous_id, problem = _id_fast(item, "anonymousId")
+        anonymous_id, problem = _id_value(item, "anonymousId")
         if problem:
             return None, problem
         for name in _OBJECT_FIELDS:
             value = get(name)
-            if value is not None and type(value) is not dict and not isinstance(value, dict):
+            if value is not None and not isinstance(value, dict):
                 return None, errors.invalid_field(name, "an object")
         if user_id is None and anonymous_id is None:
             return None, errors.NO_USER_ANON_ID
@@ -378,10 +372,9 @@ class Tracking:
             message["userId"] = user_id
         if anonymous_id is not None:
             message["anonymousId"] = anonymous_id
-        if msg_type == "group" or msg_type == "alias" or "groupId" in message or "previousId" in message:
-            for name in ("groupId", "previousId"):
-                if name in message and isinstance(message[name], (int, float)) and not isinstance(message[name], bool):
-                    message[name] = str(message[name])
+        for name in ("groupId", "previousId"):
+            if name in message and isinstance(message[name], (int, float)) and not isinstance(message[name], bool):
+                message[name] = str(message[name])
         message["messageId"] = message_id
         own = get("context")
         message["context"] = deep_merge(context, own or {}) if context else (own or {})
