@@ -21,7 +21,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from . import errors
 from .errors import BrazeError
@@ -118,9 +118,7 @@ class Profiles:
     def by_external_ids(self, external_ids: list[str]) -> dict[str, str]:
         """external_id -> braze_id for those of `external_ids` that name a profile, in a few SELECTs."""
         found: dict[str, str] = {}
-        wanted = list(dict.fromkeys(external_ids))
-        for start in range(0, len(wanted), _PAD_SIZES[-1]):
-            params = _padded(wanted[start:start + _PAD_SIZES[-1]])
+        for _chunk, params in _padded_chunks(external_ids):
             found.update(self.conn.execute("SELECT external_id, braze_id FROM braze_users WHERE external_id IN "
                                            f"({', '.join('?' * len(params))})", params))
         return found
@@ -738,6 +736,14 @@ def _padded(items: list) -> list:
     return items + [items[-1]] * (size - len(items))
 
 
+def _padded_chunks(values: Iterable) -> Iterator[tuple[list, list]]:
+    """`values` without repeats, cut for `IN (...)` lists: (chunk, its parameters padded to a cached length)."""
+    wanted = list(dict.fromkeys(values))
+    for start in range(0, len(wanted), _PAD_SIZES[-1]):
+        chunk = wanted[start:start + _PAD_SIZES[-1]]
+        yield chunk, _padded(chunk)
+
+
 class _Row:
     """A `braze_users` row as the request has left it so far. `fields`/`custom` are parsed on first use (an
     event or purchase only needs updated_at, updated_seq and total_revenue); `texts` are their JSON as stored."""
@@ -828,22 +834,16 @@ class _Writes:
     # --- reading -------------------------------------------------------------------------------------
     def prefetch(self, external_ids: list[str]) -> None:
         """One SELECT for every external id of the request (instead of one per object)."""
-        wanted = list(dict.fromkeys(external_ids))
-        for start in range(0, len(wanted), _PAD_SIZES[-1]):
-            chunk = wanted[start:start + _PAD_SIZES[-1]]
+        for chunk, params in _padded_chunks(external_ids):
             for value in chunk:
                 self.ids[value] = None
-            params = _padded(chunk)
             for row in self.conn.execute(f"{_ROW_COLUMNS} WHERE external_id IN ({', '.join('?' * len(params))})",
                                          params):
                 self.ids[row[0]] = row[4]
                 self.fetched[row[4]] = row
 
     def find(self, external_id: str) -> _Row | None:
-        if external_id in self.ids:
-            braze_id = self.ids[external_id]
-        else:
-            braze_id = self.ids[external_id] = self.profiles.by_external_id(external_id)
+        braze_id = self.ids[external_id]  # prefetch looked every external id of the request up
         if braze_id is None:
             return None
         row = self.rows.get(braze_id)
@@ -886,11 +886,11 @@ class _Writes:
         self.dirty[row.braze_id] = row
 
     def create(self, external_id: str) -> _Row:
-        """A new profile (`Profiles.new`: braze_id, then random_bucket, from the sandbox RNG), counted as inserted."""
-        ids = self.sandbox.ids
-        braze_id = ids.hex(24)
+        """A new profile (its braze_id and random_bucket drawn by `Profiles.new`), counted as inserted."""
+        profile = self.profiles.new(external_id)
+        braze_id = profile.braze_id
         row = _Row(braze_id, external_id, 0.0, ("{}", "{}"), False)
-        row.random_bucket = ids.randint(0, 9999)
+        row.random_bucket = profile.random_bucket
         self.ids[external_id] = braze_id
         self.rows[braze_id] = row
         self.bump(row)
@@ -964,15 +964,13 @@ class _Writes:
         """Each occurrence was `DELETE` (rows of its key older than the horizon), then `INSERT`. New rows are never
         older than the horizon, so only a key's first DELETE can remove anything; one query finds the keys that
         have such rows, and the rest (nearly always all) is a plain executemany of the INSERTs."""
-        keys = list(dict.fromkeys(occurrence[:3] for occurrence in self.occurrences))
         old: set = set()
-        for start in range(0, len(keys), _PAD_SIZES[-1]):
-            chunk = _padded(keys[start:start + _PAD_SIZES[-1]])
-            values = ", ".join(["(?, ?, ?)"] * len(chunk))
+        for _chunk, keys in _padded_chunks(occurrence[:3] for occurrence in self.occurrences):
+            values = ", ".join(["(?, ?, ?)"] * len(keys))
             old.update(self.conn.execute(
                 f"WITH k(b, kd, n) AS (VALUES {values}) SELECT DISTINCT o.braze_id, o.kind, o.name FROM k "
                 "JOIN braze_occurrences o ON o.braze_id = k.b AND o.kind = k.kd AND o.name = k.n AND o.time < ?",
-                [item for key in chunk for item in key] + [self.horizon]))
+                [item for key in keys for item in key] + [self.horizon]))
         if not old:
             self.conn.executemany(OCCURRENCE_INSERT, self.occurrences)
         else:  # the same statements in the same order (a DELETE can free the highest id the next INSERT reuses)
