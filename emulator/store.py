@@ -35,6 +35,11 @@ def _import_sqlite_utils():  # type: ignore[no-untyped-def]
 sqlite_utils = _import_sqlite_utils()
 
 
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern (used with `ESCAPE '\\'`) matching `text` anywhere, its % and _ taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 class SchemaError(RuntimeError):
     pass
 

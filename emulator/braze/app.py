@@ -196,7 +196,7 @@ def _control_routes(app: Flask, sandbox: "Sandbox") -> None:
             if not 0 < limit <= 1000 or offset < 0:
                 return bad("limit must be 1..1000 and offset >= 0")
             rows = braze.profiles.list(limit, offset, args.get("q"))
-            return jsonify({"users": rows, "count": len(rows), "total": braze.users_count()})
+            return jsonify({"users": rows, "count": len(rows), "total": braze.users_count(args.get("q"))})
         if count != 1:
             return bad("give one of external_id, braze_id, email, or alias_name with alias_label")
         profile = braze.user(given["external_id"], braze_id=given["braze_id"], alias=given["alias"],

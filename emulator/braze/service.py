@@ -78,8 +78,8 @@ class BrazeWorkspace:
                 return self.profiles.by_alias(name, label)
             return self.profiles.by_email(email or "")
 
-    def users_count(self) -> int:
-        return self.profiles.count()
+    def users_count(self, text: str | None = None) -> int:
+        return self.profiles.count(text)
 
     # --- cohorts and segments -----------------------------------------------------------------------
     def cohort_members(self, cohort: str) -> list[dict]:

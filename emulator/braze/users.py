@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from ..store import contains_pattern
 from . import errors
 from .errors import BrazeError
 from .values import country_code, is_email, is_time_zone, parse_time, time_text, time_text_of
@@ -238,19 +239,25 @@ class Profiles:
         return self.sandbox.store.query("SELECT product_id AS name, first, last, count FROM braze_user_purchases "
                                         "WHERE braze_id = ? ORDER BY product_id", (braze_id,))
 
-    def count(self) -> int:
-        return self._one("SELECT count(*) FROM braze_users", ())
+    def count(self, text: str | None = None) -> int:
+        """Profiles, or those `text` matches (as `list` matches them)."""
+        where, params = _matching(text)
+        return self._one(f"SELECT count(*) FROM braze_users {where}", params)
 
     def list(self, limit: int = 100, offset: int = 0, text: str | None = None) -> list[dict]:
-        """Profiles, most recently updated first; `text` matches external id, email, phone or braze_id."""
-        where, params = "", []
-        if text:
-            where = ("WHERE external_id LIKE ? OR email LIKE ? OR phone LIKE ? OR braze_id LIKE ? OR braze_id IN "
-                     "(SELECT braze_id FROM braze_aliases WHERE alias_name LIKE ?)")
-            params = [f"%{text}%"] * 5
+        """Profiles, most recently updated first; `text` matches external id, email, phone, braze_id or an alias."""
+        where, params = _matching(text)
         return self.sandbox.store.query(
             f"SELECT braze_id, external_id, email, phone, created_at, updated_at FROM braze_users {where} "
             "ORDER BY updated_seq DESC LIMIT ? OFFSET ?", (*params, limit, offset))
+
+
+def _matching(text: str | None) -> tuple[str, tuple]:
+    if not text:
+        return "", ()
+    like = "LIKE ? ESCAPE '\\'"
+    return (f"WHERE external_id {like} OR email {like} OR phone {like} OR braze_id {like} OR braze_id IN "
+            f"(SELECT braze_id FROM braze_aliases WHERE alias_name {like})", (contains_pattern(text),) * 5)
 
 
 def _lower(value: Any) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..store import contains_pattern
+
 if TYPE_CHECKING:
     from ..store import Store
 
@@ -71,7 +73,7 @@ def search(store: "Store", *, source: str | None = None, status: str | None = No
             params.append(value)
     if text:
         where.append("h.payload_id IN (SELECT id FROM segment_payloads WHERE body LIKE ? ESCAPE '\\')")
-        params.append("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        params.append(contains_pattern(text))
     # Order and page on the narrow rows; request bodies and messages are read for the page only.
     sql = ("SELECT h.id, h.source, h.status, h.reason, h.reason_code, h.type, h.event, h.user_id, h.anonymous_id,"
            " h.message_id, h.payload_id, h.item_index, h.seq FROM (" + _HELD + ") h")

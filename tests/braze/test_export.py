@@ -71,3 +71,10 @@ def test_control_api_lists_profiles_most_recent_first(braze):
     assert [u["external_id"] for u in body["users"]] == ["u2", "u1"] and body["total"] == 2
     assert [u["external_id"] for u in braze.get("/_emulator/braze/users", params={"q": "z@x"}).json()["users"]] == ["u2"]
     assert braze.get("/_emulator/braze/users", params={"limit": "x"}).status_code == 400
+
+
+def test_the_profile_page_counts_what_it_matches_and_takes_like_wildcards_literally(braze, sandbox):
+    sandbox.braze.track(attributes=[{"external_id": "user_1"}, {"external_id": "userX1"}, {"external_id": "other"}])
+    body = braze.get("/_emulator/braze/users", params={"q": "user_"}).json()
+    assert [u["external_id"] for u in body["users"]] == ["user_1"] and body["total"] == 1
+    assert braze.get("/_emulator/braze/users").json()["total"] == 3
