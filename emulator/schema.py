@@ -374,5 +374,10 @@ MIGRATIONS.append((9, "braze: rate-limit counts kept in memory", """
 DROP TABLE braze_rate_windows;
 """))
 
+MIGRATIONS.append((10, "engage: one index of external ids by profile", """
+-- engage_external_ids_profile_type (profile_id, type), from migration 5, answers every read by profile.
+DROP INDEX engage_external_ids_profile;
+"""))
+
 # Tables that hold configuration-independent bookkeeping and survive reset().
 KEPT_ON_RESET = {"schema_version", "meta"}

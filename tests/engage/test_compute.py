@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from emulator import Sandbox
-from emulator.segment.engage.compute import DEFAULT_EXTERNAL_ID_TYPES, Evaluator
+from emulator.segment.engage.compute import Evaluator
+from emulator.segment.engage.definitions import DEFAULT_EXTERNAL_IDS as DEFAULT_EXTERNAL_ID_TYPES
 from emulator.segment.engage.query import QueryError, check_definition, parse
 
 from engage.compute_support import evaluate, members

@@ -60,7 +60,7 @@ class Triggers:
                 events.add(node.name)
             elif isinstance(node, TraitRef):
                 traits = True
-        return cls(every or query.account_level, frozenset(events), traits, query.references,
+        return cls(every, frozenset(events), traits, query.references,
                    query.result_type == "boolean" and not query.windows and _grows_with_events(query.root))
 
 
@@ -442,6 +442,12 @@ class Computations:
         return {pid: Identity.from_external_ids(ids) for pid, ids in rows.items()}
 
     # --- reads -------------------------------------------------------------------------------------------------
+    def size(self, key: str) -> int:
+        """How many profiles are in the audience `key` (the engage_traits (key, class) index counts them)."""
+        return self.sandbox.store.execute(
+            "SELECT count(*) FROM engage_traits WHERE key = ? AND class = 'audience' AND value = 'true'",
+            (key,)).fetchone()[0]
+
     def members(self, key: str) -> list[str]:
         """Profile ids currently in the audience `key`."""
         return [r["profile_id"] for r in self.sandbox.store.query(

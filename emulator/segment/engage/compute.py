@@ -61,12 +61,7 @@ from .query import (Aggregation, AllUsers, And, AnyUser, Between, Comparison, Co
 if TYPE_CHECKING:
     from ...store import Store
 
-__all__ = ["DEFAULT_EXTERNAL_ID_TYPES", "ANONYMOUS_EXTERNAL_ID_TYPES", "Evaluator", "QueryError", "EVENT_NAME_SQL"]
-
-#: reference §1.4: an audience counts a profile only when it has one of these ids (anonymous users excluded) ...
-DEFAULT_EXTERNAL_ID_TYPES = ("user_id", "email", "android.idfa", "ios.idfa")
-#: ... or, with "include anonymous users", one of these.
-ANONYMOUS_EXTERNAL_ID_TYPES = DEFAULT_EXTERNAL_ID_TYPES + ("anonymous_id",)
+__all__ = ["Evaluator", "QueryError", "EVENT_NAME_SQL"]
 
 #: The name an event has in the query language: a track's event; page and screen calls are `Page Viewed` /
 #: `Screen Viewed` (docs src/engage/audiences/index.md). Identify, group and alias calls are not events.
@@ -183,7 +178,7 @@ class _Compiler:
     # -- entry ------------------------------------------------------------------------------------------------
     def compile(self) -> _Compiled:
         root = self.query.root
-        account = any(isinstance(n, (AnyUser, AllUsers)) for n in iter_nodes(root))
+        account = self.query.account_level
         collection = "accounts" if account else "users"
         scope = _Scope("P.pid", top=not account)
         boolean = self.query.result_type == "boolean"

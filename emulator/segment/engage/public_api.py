@@ -103,7 +103,7 @@ def create_public_api_blueprint(sandbox: "Sandbox") -> Blueprint:
         return AUDIENCE if collection == "audiences" else TRAIT
 
     def envelope(kind: str, definition: Definition) -> dict:
-        size = len(computations.members(definition.key)) if kind == AUDIENCE else None
+        size = computations.size(definition.key) if kind == AUDIENCE else None
         name = "audience" if kind == AUDIENCE else "computedTrait"
         return {"data": {name: _summary(definition, sandbox.config["segment"]["space"]["id"], size)}}
 
