@@ -45,7 +45,7 @@ class SchemaError(RuntimeError):
 
 
 class Store:
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, from_image: bool = True) -> None:
         self.path = str(path) if path else None
         conn = sqlite3.connect(self.path or ":memory:", check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA foreign_keys = ON")
@@ -57,7 +57,7 @@ class Store:
         self.conn = conn
         self.lock = threading.RLock()
         self._depth = 0  # savepoints open inside the current transaction (guarded by the lock)
-        if self.path is None and _fresh_image() is not None:
+        if self.path is None and from_image and _fresh_image() is not None:
             conn.deserialize(_fresh_image())  # a new in-memory store: copy the migrated empty schema at once
         else:
             self._migrate()
@@ -162,14 +162,9 @@ def _fresh_image() -> bytes | None:
     immutable value, shared by nobody's data."""
     if not hasattr(sqlite3.Connection, "deserialize"):  # SQLite built without it: migrate every time
         return None
-    template = Store.__new__(Store)
-    template.path = None
-    template.conn = sqlite3.connect(":memory:", isolation_level=None)
-    template.db = sqlite_utils.Database(template.conn)
-    template.lock = threading.RLock()
-    template._migrate()
+    template = Store(None, from_image=False)  # migrated the usual way
     image = template.conn.serialize()
-    template.conn.close()
+    template.close()
     return image
 
 
