@@ -572,16 +572,11 @@ def compare_outcomes(case: dict, status: int, body: Any) -> list[str]:
     sent = []
     for request in plan.requests:
         sent.append(_as_sent(request))
-        outcomes = reader(request, status, body)
-        thrown = next((o for o in outcomes if o.thrown), None)
-        if thrown is not None and request.batch:  # the batch's refused events fail with the thrown failure
-            for i in request.batch_members:
-                if i in replaceable:
-                    ours[i] = (thrown.status, thrown.code, thrown.message)
-                    replaceable.discard(i)
-        for outcome in outcomes:
-            if outcome.index not in ours or ours[outcome.index][0] < 300:
+        for outcome in reader(request, status, body):
+            # an answer naming a refused event of the batch replaces its refusal (as the outbox settles it)
+            if outcome.index in replaceable or outcome.index not in ours or ours[outcome.index][0] < 300:
                 ours[outcome.index] = (outcome.status, outcome.code, outcome.message)
+                replaceable.discard(outcome.index)
         if not 200 <= status < 300 and case["destination"] == "braze-cohorts":
             break  # the outbox stops a cohort group at its first failed call (Segment's call throws)
     for i in plan.skipped:

@@ -48,18 +48,11 @@ def _answered(case: dict, plan) -> tuple[list, dict[int, tuple]]:
     sent = []
     for request in plan.requests:
         sent.append(request)
-        outcomes = reader(request, status, body)
-        thrown = next((o for o in outcomes if o.thrown), None)
-        if thrown is not None and request.batch:
-            # the call threw out of performBatch: the batch's refused events fail with it (as the outbox settles them)
-            for i in request.batch_members:
-                if i in replaceable:
-                    failed[i] = (thrown.status, thrown.code, thrown.message)
-                    replaceable.discard(i)
-        for outcome in outcomes:
-            if outcome.index not in failed:
-                if not outcome.ok:
-                    failed[outcome.index] = (outcome.status, outcome.code, outcome.message)
+        for outcome in reader(request, status, body):
+            # an answer naming a refused event of the batch replaces its refusal (as the outbox settles it)
+            if outcome.index in replaceable or (outcome.index not in failed and not outcome.ok):
+                failed[outcome.index] = (outcome.status, outcome.code, outcome.message)
+                replaceable.discard(outcome.index)
         if not 200 <= status < 300 and case["destination"] == "braze-cohorts":
             break
     return sent, failed

@@ -259,3 +259,21 @@ def test_a_batch_that_sent_no_object_still_fails_its_refused_events_when_reading
         delivery = only_delivery(sandbox, message_id=message_id)
         assert delivery["error"] == "Cannot read properties of undefined (reading 'add')"
         assert delivery["attempts"][-1]["request"]["body"] == {"events": []}
+
+
+def test_an_ecommerce_error_at_a_refused_payloads_position_is_read_onto_it():
+    # functions.ts looks each payload given to performBatch up by position in Braze's errors, the ones refused
+    # after the payload check (no identifier) included: Braze's error replaces the refusal.
+    config = {"segment": {"destinations": {"braze": {"preset_set": "current"}}}}
+    order = {"order_id": "o1", "total": 10, "currency": "USD", "source": "web",
+             "products": [{"product_id": "p1", "name": "Sweater", "variant": "red-m", "price": 10, "quantity": 1}]}
+    with Sandbox(config=config) as sb:
+        sb.faults.add(app="braze", path="/users/track", status=201, count=1, body={
+            "message": "success", "errors": [{"type": "read onto the refused one", "input_array": "events", "index": 0}]})
+        send(sb, {"type": "track", "anonymousId": "a1", "event": "Order Completed", "messageId": "refused",
+                  "properties": order},
+             {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "sent", "properties": order})
+        sb.flush()
+        refused = only_delivery(sb, message_id="refused")
+        assert (refused["outcome"], refused["error"]) == ("discarded", "read onto the refused one")
+        assert only_delivery(sb, message_id="sent")["outcome"] == "delivered"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from emulator.segment.destinations.jsvalues import (JS_SPACE_CLASS, clip, dayjs_ms, iso_string, json_numbers,
+from emulator.segment.destinations.jsvalues import (JS_SPACE_CLASS, clip, dayjs_ms, iso_string,
                                                      number_string, to_number, ymd)
 from emulator.segment.destinations.mapping import UNDEFINED
 
@@ -80,7 +80,7 @@ def thrown_failure(planned: "PlannedRequest", status: int, code: str | None, mes
                    body: Any) -> list[EventOutcome]:
     """A failure escaping performBatch (the request client's HTTPError, a TypeError reading the answer): every
     event of the batch fails with it, the ones the payload check refused included (even when none was sent)."""
-    return [EventOutcome(i, status, code, message, body, thrown=True) for i in planned.batch_members or planned.events]
+    return [EventOutcome(i, status, code, message, body) for i in planned.batch_members or planned.events]
 
 
 @dataclass
@@ -106,10 +106,6 @@ class PlannedRequest:
     # every event of that batch, the ones the payload check refused included: a thrown failure fails them all
     batch_members: list[int] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        # JavaScript has one number type: 100.0 read from an event is 100 in what Segment sends
-        self.body = json_numbers(self.body)
-
     @property
     def url(self) -> str:
         return f"{self.endpoint.rstrip('/')}{self.path}"
@@ -124,9 +120,6 @@ class EventOutcome:
     code: str | None = None
     message: str | None = None
     body: Any = None
-    # The failure escaped performBatch (an HTTP error the request client throws, a TypeError reading the answer):
-    # Segment then fails every event of the batch with it, the ones its payload check refused included.
-    thrown: bool = False
 
     @property
     def ok(self) -> bool:

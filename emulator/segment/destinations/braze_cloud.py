@@ -26,7 +26,7 @@ from emulator.segment.destinations.base import (
     DestinationRefusal, EventOutcome, Plan, PlannedRequest, batch_membership_error, check_payload, http_error_code,
     membership_error, reason_phrase, thrown_failure, to_date, to_iso,
 )
-from emulator.segment.destinations.jsvalues import is_array_index, js_index, js_string, json_text
+from emulator.segment.destinations.jsvalues import is_array_index, js_index, js_string, json_number, json_text
 from emulator.segment.destinations.mapping import (
     UNDEFINED, Subscription, compile_mapping, default_mapping, remove_undefined, transform, truthy,
 )
@@ -621,8 +621,9 @@ def ecommerce_event(event: dict, settings: dict, preset_name: str = "Order Place
 
 
 def _sendable(value: Any) -> Any:
-    """`remove_undefined(value)` with JSON.stringify's key order, in one pass: fresh containers, UNDEFINED members dropped, and the keys
-    reordered only in an object that has an integer-like one (rare: most objects are copied in order)."""
+    """`remove_undefined(value)` as JSON.stringify sends it, in one pass: fresh containers, UNDEFINED members
+    dropped, numbers as JavaScript's (`json_number`), and the keys reordered only in an object that has an
+    integer-like one (rare: most objects are copied in order)."""
     if isinstance(value, dict):
         out = {}
         digits = False
@@ -631,7 +632,10 @@ def _sendable(value: Any) -> Any:
                 # actions-core's removeUndefined copies objects with Object.assign, whose [[Set]] of "__proto__"
                 # (an own key JSON.parse made) sets the prototype instead: the key is gone from what is sent.
                 continue
-            if isinstance(item, (dict, list)):
+            cls = item.__class__
+            if cls is float or cls is int:
+                item = json_number(item)
+            elif isinstance(item, (dict, list)):
                 item = _sendable(item)
             out[key] = item
             if key.isdigit():
@@ -642,6 +646,8 @@ def _sendable(value: Any) -> Any:
         return out
     if isinstance(value, list):
         return [_sendable(item) for item in value]
+    if value.__class__ is float or value.__class__ is int:
+        return json_number(value)
     return value
 
 
@@ -828,8 +834,8 @@ def read_response(planned: PlannedRequest, status: int, body: Any) -> list[Event
                 if index.__class__ in (int, float) and index == position:
                     sent = planned.body[array][position] if position < len(planned.body[array]) else None
                     detail = json_text(sent) if sent is not None else None  # JSON.stringify(json.events[index])
-                    if event in outcomes:
-                        outcomes[event] = EventOutcome(event, 400, BAD_REQUEST, error.get("type"), detail)
+                    # a payload refused after the check (identity) is at its position too: it is read onto it
+                    outcomes[event] = EventOutcome(event, 400, BAD_REQUEST, error.get("type"), detail)
                     break
         return list(outcomes.values())
     for error in errors:

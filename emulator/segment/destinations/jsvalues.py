@@ -62,21 +62,26 @@ def number_string(value: int | float) -> str:
     return sign + text
 
 
+def json_number(value: int | float) -> Any:
+    """One number as JSON.stringify writes it (see `json_numbers`)."""
+    if value.__class__ is int:
+        return value if -_SAFE_INT < value < _SAFE_INT else _big_int(value)
+    if value != value or math.isinf(value):
+        return None
+    if value.is_integer() and abs(value) < 1e21:
+        # beyond 2**53 JavaScript writes the shortest digits that read back (1e17+8 as 100000000000000000)
+        return int(value) if -_SAFE_INT < value < _SAFE_INT else int(number_string(value))
+    return value
+
+
 def json_numbers(value: Any) -> Any:
     """`value` with its numbers as JSON.stringify sees them: an integral float below 1e21 becomes an int (JSON.parse
     gave JavaScript one number type), NaN and Infinity become None, and an int beyond 2**53 is the double JSON.parse
     made of it (written with JavaScript's digits: 2**60+1 is 1152921504606847000, 10**22 is 1e+22). Containers are
     copied only when they change."""
     cls = value.__class__
-    if cls is float:
-        if value != value or math.isinf(value):
-            return None
-        if value.is_integer() and abs(value) < 1e21:
-            # beyond 2**53 JavaScript writes the shortest digits that read back (1e17+8 as 100000000000000000)
-            return int(value) if -_SAFE_INT < value < _SAFE_INT else int(number_string(value))
-        return value
-    if cls is int:
-        return value if -_SAFE_INT < value < _SAFE_INT else _big_int(value)
+    if cls is float or cls is int:
+        return json_number(value)
     if isinstance(value, dict):
         changed = None
         for key, item in value.items():

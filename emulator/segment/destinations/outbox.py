@@ -363,11 +363,12 @@ class Outbox:
         attempted: list[tuple] = []
         if batch is not None:
             rows = {oid: batch.inflight[oid] for oid in stored["events"] if oid in batch.inflight}
-            # a thrown failure names the batch's refused events too: they fail with it (and count the attempt),
-            # instead of with their refusal
+            # an answer can name the batch's refused events too (a failure thrown out of performBatch fails them
+            # all; an ecommerce error at a refused payload's position is read onto it): that replaces their refusal
+            # and counts as an attempt
             for outcome in outcomes:
                 oid = outcome.index
-                if outcome.thrown and oid in batch.deferred:
+                if oid in batch.deferred:
                     del batch.deferred[oid]
                     read = batch.read[oid]
                     rows[oid] = {"id": oid, "attempts": read["attempts"] + 1,

@@ -150,7 +150,7 @@ _PYTHON_EXPONENT = re.compile(r"\de-\d")  # 1e-07: where Python's float text dif
 
 def _encode_json(body: Any) -> bytes:
     """What Segment's fetch sends: JSON.stringify's text. Bodies are planned with JavaScript's numbers already
-    (PlannedRequest), so Python's encoder writes the same text unless a float needs an exponent below 1e-4."""
+    (braze_cloud._sendable), so Python's encoder writes the same text unless a float needs an exponent below 1e-4."""
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     if _PYTHON_EXPONENT.search(text):
         text = json_text(body)
