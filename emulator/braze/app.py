@@ -63,11 +63,10 @@ def rest_endpoint(sandbox: "Sandbox", handler: Callable[[Any], dict], status: in
                 auth.authorize(key if isinstance(key, str) else None, permission)
             g.rate = auth.rate(bucket)
             if g.rate.limited:
-                raise errors.RATE_LIMITED
+                raise errors.RATE_LIMITED()
             if not parsed or not isinstance(body, dict):
-                raise errors.INVALID_JSON
+                raise errors.INVALID_JSON()
         except BrazeError as exc:
-            exc.with_traceback(None)  # the catalogue's errors are shared: do not let their tracebacks pile up
             return answer(exc.body(), exc.status)
         delivery_id = request.headers.get(DELIVERY_HEADER)
         with sandbox.store.transaction():  # the answer to a delivery id is stored with its effects
@@ -78,7 +77,6 @@ def rest_endpoint(sandbox: "Sandbox", handler: Callable[[Any], dict], status: in
             try:
                 result, code = handler(body), status
             except BrazeError as exc:
-                exc.with_traceback(None)
                 result, code = exc.body(), exc.status
             if delivery_id:
                 auth.remember(delivery_id, request.path, code, result)

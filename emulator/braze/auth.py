@@ -117,9 +117,9 @@ class Auth:
     def authorize(self, key: str | None, permission: str) -> None:
         perms = self.permissions(key)
         if perms is None:
-            raise errors.INVALID_API_KEY
+            raise errors.INVALID_API_KEY()
         if ALL not in perms and permission not in perms:
-            raise errors.ACCESS_DENIED
+            raise errors.ACCESS_DENIED()
 
     def is_data_import_key(self, secret: Any) -> bool:
         return isinstance(secret, str) and secret in self.sandbox.config["braze"]["data_import_keys"]

@@ -38,13 +38,13 @@ class Cohorts:
 
     def _authenticate(self, body: Any, allowed: set) -> dict:
         if not isinstance(body, dict):
-            raise errors.INVALID_JSON
+            raise errors.INVALID_JSON()
         if not self.auth.is_data_import_key(body.get("client_secret")):
-            raise errors.INVALID_CLIENT_SECRET
+            raise errors.INVALID_CLIENT_SECRET()
         partner_key = body.get("partner_api_key")
         expected = self.sandbox.config["braze"].get("partner_api_key")
         if partner_key is not None and expected is not None and partner_key != expected:
-            raise errors.INVALID_PARTNER_API_KEY
+            raise errors.INVALID_PARTNER_API_KEY()
         for key in body:
             if key not in allowed:
                 raise errors.bad_request(f"'{str(key)[:64]}' is not a valid field")
@@ -54,12 +54,12 @@ class Cohorts:
         body = self._authenticate(body, CREATE_KEYS)
         cohort_id, name = body.get("cohort_id"), body.get("name")
         if not isinstance(cohort_id, str) or not cohort_id.strip():
-            raise errors.COHORT_ID_INVALID
+            raise errors.COHORT_ID_INVALID()
         if not isinstance(name, str) or not name.strip():
-            raise errors.COHORT_NAME_INVALID
+            raise errors.COHORT_NAME_INVALID()
         created = parse_time(body.get("created_at")) if isinstance(body.get("created_at"), str) else None
         if created is None:
-            raise errors.COHORT_CREATED_AT_INVALID
+            raise errors.COHORT_CREATED_AT_INVALID()
         now = time_text(self.sandbox.clock.now())
         with self.sandbox.store.transaction() as conn:
             conn.execute(
@@ -72,30 +72,30 @@ class Cohorts:
         body = self._authenticate(body, CHANGE_KEYS)
         cohort_id, changes = body.get("cohort_id"), body.get("cohort_changes")
         if not isinstance(cohort_id, str) or not cohort_id.strip():
-            raise errors.COHORT_ID_INVALID
+            raise errors.COHORT_ID_INVALID()
         if not isinstance(changes, list):
-            raise errors.COHORT_CHANGES_INVALID
+            raise errors.COHORT_CHANGES_INVALID()
         parsed = []
         total = 0
         for change in changes:
             if not isinstance(change, dict) or set(change) - {"user_ids", "device_ids", "aliases", "should_remove"}:
-                raise errors.COHORT_CHANGES_INVALID
+                raise errors.COHORT_CHANGES_INVALID()
             user_ids, device_ids = change.get("user_ids", []), change.get("device_ids", [])
             aliases = change.get("aliases", [])
             for ids in (user_ids, device_ids):
                 if not isinstance(ids, list) or not all(map(isinstance, ids, repeat(str))):
-                    raise errors.COHORT_CHANGES_INVALID
+                    raise errors.COHORT_CHANGES_INVALID()
             if isinstance(aliases, dict):
                 aliases = [aliases]
             if not isinstance(aliases, list) or any(parse_alias(a) is None for a in aliases):
-                raise errors.COHORT_CHANGES_INVALID
+                raise errors.COHORT_CHANGES_INVALID()
             remove = change.get("should_remove", False)
             if not isinstance(remove, bool):
-                raise errors.COHORT_CHANGES_INVALID
+                raise errors.COHORT_CHANGES_INVALID()
             total += len(user_ids) + len(device_ids) + len(aliases)
             parsed.append((user_ids, device_ids, [parse_alias(a) for a in aliases], remove))
         if total > MAX_IDS:
-            raise errors.COHORT_TOO_MANY_IDS
+            raise errors.COHORT_TOO_MANY_IDS()
         unknown: dict[str, list] = {"user_ids": [], "device_ids": [], "aliases": []}
         with self.sandbox.store.transaction() as conn:
             known = conn.execute("SELECT 1 FROM braze_cohorts WHERE cohort_id = ?", (cohort_id,)).fetchone()

@@ -6,7 +6,7 @@ Fatal answers are `{"message": "<fatal error>"}` with an optional `errors` list 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 # Not frozen: contextlib sets __traceback__ on an exception leaving a `with` block (a frozen one turned into
@@ -16,6 +16,11 @@ class BrazeError(Exception):
     status: int
     message: str
     errors: tuple = field(default=())
+
+    def __call__(self) -> "BrazeError":
+        """A fresh copy to raise: the catalogue's instances are shared, and a raised exception keeps its traceback
+        (raising one instance again and again would pile them up)."""
+        return replace(self)
 
     def body(self) -> dict:
         body: dict = {"message": self.message}

@@ -100,7 +100,7 @@ class Exporter:
 
     def export_ids(self, body: Any) -> dict:
         if not isinstance(body, dict):
-            raise errors.INVALID_JSON
+            raise errors.INVALID_JSON()
         for key in body:
             if key not in REQUEST_KEYS:
                 raise errors.bad_request(f"'{str(key)[:64]}' is not a valid field")

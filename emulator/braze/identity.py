@@ -41,7 +41,7 @@ def _prioritization(value: Any, where: str, required: bool = True) -> list[str]:
 
 def _check_keys(body: Any, allowed: set) -> dict:
     if not isinstance(body, dict):
-        raise errors.INVALID_JSON
+        raise errors.INVALID_JSON()
     for key in body:
         if key not in allowed | {"api_key"}:
             raise errors.bad_request(f"'{str(key)[:64]}' is not a valid field")

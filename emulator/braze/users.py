@@ -1112,7 +1112,7 @@ class UserTrack:
     def track(self, body: Any) -> dict:
         """Apply a `/users/track` body; answers the 201 body or raises BrazeError (400)."""
         if not isinstance(body, dict):
-            raise errors.INVALID_JSON
+            raise errors.INVALID_JSON()
         for key in body:
             if key not in ARRAYS and key != "api_key":
                 raise errors.bad_request(f"'{str(key)[:64]}' is not a valid field; send 'attributes', 'events' "

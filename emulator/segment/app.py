@@ -77,7 +77,6 @@ def create_segment_app(sandbox: "Sandbox") -> Flask:
             tracking.receive(kind, raw, authorization=request.headers.get("Authorization"),
                              host=request.host, path=request.path)
         except SegmentError as exc:
-            exc.with_traceback(None)  # the catalogue's errors are shared: do not let their tracebacks pile up
             return _answer(exc.body(), exc.status)
         return _answer(errors.SUCCESS_BODY, 200)
 

@@ -6,7 +6,7 @@ what segment-analytics-python parses into `APIError(status, code, message)`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 SUCCESS_BODY = {"success": True}
 
@@ -18,6 +18,11 @@ class SegmentError(Exception):
     status: int
     code: str
     message: str
+
+    def __call__(self) -> "SegmentError":
+        """A fresh copy to raise: the catalogue's instances are shared, and a raised exception keeps its traceback
+        (raising one instance again and again would pile them up)."""
+        return replace(self)
 
     def body(self) -> dict:
         return {"code": self.code, "message": self.message}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -37,6 +37,10 @@ class ProfileApiError(Exception):
     status: int
     code: str
     message: str
+
+    def __call__(self) -> "ProfileApiError":
+        """A fresh copy to raise (the module's instances are shared; see braze.errors.BrazeError.__call__)."""
+        return replace(self)
 
     def body(self) -> dict:
         return {"error": {"code": self.code, "message": self.message}}
@@ -113,13 +117,13 @@ class ProfileApi:
     def authenticate(self, authorization: str | None) -> None:
         token = write_key_from_basic(authorization)
         if token is None or token != self.sandbox.config["segment"]["space"]["access_token"]:
-            raise UNAUTHENTICATED
+            raise UNAUTHENTICATED()
 
     def get(self, space_id: str, collection: str, identifier: str, resource: str, args: Mapping[str, str],
             query_string: str = "") -> dict:
         """One GET; `args` are the query parameters. Raises ProfileApiError for 400/404."""
         if space_id != self.sandbox.config["segment"]["space"]["id"]:
-            raise SPACE_NOT_FOUND
+            raise SPACE_NOT_FOUND()
         if not collection.replace("_", "").isalnum():
             bad = "".join(sorted({c for c in collection if not (c.isalnum() or c == "_")}))
             raise _validation(f"The parameter `collection` has invalid character(s) `{bad}`")
@@ -134,7 +138,7 @@ class ProfileApi:
             raise _validation(f"The identifier {identifier!r} must be of the form <type>:<value>")
         profile_id = _profiles.resolve(self.sandbox.store, identifier, collection)
         if profile_id is None:
-            raise PROFILE_NOT_FOUND
+            raise PROFILE_NOT_FOUND()
         url = f"/v1/spaces/{space_id}/collections/{collection}/profiles/{profile_id}/{resource}"
         if query_string:
             url += "?" + query_string

@@ -242,7 +242,7 @@ class Tracking:
         drop_all: Drop | None = None
         if source is None:
             if self.sandbox.config["segment"]["strict"]:
-                raise errors.UNAUTHORIZED
+                raise errors.UNAUTHORIZED()
             drop_all = errors.UNKNOWN_WRITE_KEY if write_key else errors.MISSING_WRITE_KEY
         elif source.get("region", self.sandbox.config["segment"]["region"]) != self.endpoint_region(host):
             drop_all = errors.WRONG_REGION

@@ -164,3 +164,18 @@ def test_a_shared_catalogue_error_does_not_keep_its_tracebacks(partner):
     for _ in range(3):
         partner.post("/users/track", json={"attributes": []}, headers={"Authorization": "Bearer wrong"})
     assert errors.INVALID_API_KEY.__traceback__ is None
+
+
+def test_a_catalogue_error_raised_through_the_python_api_starts_a_new_traceback_each_time(sandbox):
+    from emulator.braze.errors import BrazeError
+
+    depths = []
+    for _ in range(3):
+        try:
+            sandbox.braze.cohorts.change_users({"client_secret": "nope", "cohort_id": "c", "cohort_changes": []})
+        except BrazeError as error:
+            depth, tb = 0, error.__traceback__
+            while tb:
+                depth, tb = depth + 1, tb.tb_next
+            depths.append(depth)
+    assert len(set(depths)) == 1 and depths[0] > 0
