@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..store import contains_pattern
 from . import errors
-from .errors import BrazeError
 from .values import country_code, is_email, is_time_zone, parse_time, time_text, time_text_of
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from .. import jsonbody
 from ..clock import UTC, iso
 from . import errors
-from .errors import Drop, SegmentError
+from .errors import Drop
 
 if TYPE_CHECKING:
     from ..sandbox import Sandbox

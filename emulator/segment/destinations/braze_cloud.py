@@ -17,9 +17,8 @@ Settings: `api_key`, `endpoint`, `app_id` (optional), `preset_set` ("classic" | 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any, Callable, Collection
+from typing import Any, Collection
 
 from emulator.segment.destinations.base import (
     BAD_REQUEST, MISSING_REQUIRED_FIELDS, PAYLOAD_TOO_LARGE, BatchFailure, PAYLOAD_VALIDATION_FAILED, RETRYABLE_ERROR, USER_AGENT,

@@ -14,7 +14,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from ...clock import iso, parse_duration, parse_instant
 from . import braze_cloud, braze_cohorts

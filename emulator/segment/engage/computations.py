@@ -21,6 +21,7 @@ from .definitions import (AUDIENCE, CYCLE_MESSAGE, TRAIT, Connection, Definition
                           external_ids_option, from_config, parse_connections, parse_query)
 from .emission import Identity, build_messages
 from .identity import event_name, message_traits
+from .profiles import value_text
 
 if TYPE_CHECKING:
     import sqlite3
@@ -351,6 +352,7 @@ class Computations:
             since=None if definition.backfill else definition.created_at,
             external_id_types=definition.external_id_types if definition.kind == AUDIENCE else None)
         changes: list[tuple[str, Any, bool | None]] = []  # (profile, value, entered)
+        cleared: list[str] = []  # computed traits that no longer have a value
         for profile_id, value in values.items():
             old = previous.get(profile_id, _MISSING)
             if definition.kind == AUDIENCE:
@@ -363,17 +365,17 @@ class Computations:
             if value is not None and (old is _MISSING or old != value):
                 changes.append((profile_id, value, None))
             elif value is None and old is not _MISSING:
-                conn.execute("DELETE FROM engage_traits WHERE profile_id = ? AND key = ? AND class = ?",
-                             (profile_id, definition.key, definition.trait_class))
-                if changed is not None:
-                    changed.setdefault(definition.key, set()).add(profile_id)
-        if changed is not None and changes:
-            changed.setdefault(definition.key, set()).update(pid for pid, _, _ in changes)
+                cleared.append(profile_id)
+        if changed is not None and (changes or cleared):
+            changed.setdefault(definition.key, set()).update([*(pid for pid, _, _ in changes), *cleared])
+        if cleared:
+            conn.executemany("DELETE FROM engage_traits WHERE profile_id = ? AND key = ? AND class = ?",
+                             [(pid, definition.key, definition.trait_class) for pid in cleared])
         if changes:
             conn.executemany(
                 "INSERT OR REPLACE INTO engage_traits (profile_id, key, value, class, source_id, updated_at,"
                 " message_seq) VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                [(pid, definition.key, json.dumps(value), definition.trait_class, definition.id, at)
+                [(pid, definition.key, value_text(value), definition.trait_class, definition.id, at)
                  for pid, value, _ in changes])
         first_sync = set(first_sync_for)
         if first_sync:

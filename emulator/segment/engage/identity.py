@@ -16,7 +16,6 @@ with a handful of set-based statements inside the ingest transaction.
 """
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 from collections import defaultdict
@@ -25,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ...clock import iso
+from .profiles import value_text
 
 if TYPE_CHECKING:
     from ...sandbox import Sandbox
@@ -235,7 +235,6 @@ def message_traits(message: dict) -> dict | None:
     return None
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _EVENT_NAMES = {"page": "Page Viewed", "screen": "Screen Viewed"}
 
 
@@ -521,7 +520,7 @@ class IdentityResolver:
             traits = message_traits(message)
             if traits:
                 for key, value in traits.items():
-                    trait_rows[(profile, key)] = (profile, key, _dumps(value), source, now, seq)
+                    trait_rows[(profile, key)] = (profile, key, value_text(value), source, now, seq)
         if new_profiles:
             rows = []
             for profile, row in new_profiles.items():
@@ -618,7 +617,7 @@ class IdentityResolver:
             group_traits = message.get("traits")
             if isinstance(group_traits, dict):
                 for key, value in group_traits.items():
-                    traits[(account, key)] = (account, key, _dumps(value), source, now, message["_seq"])
+                    traits[(account, key)] = (account, key, value_text(value), source, now, message["_seq"])
         conn.executemany("INSERT INTO engage_profiles (profile_id, collection, created_at, updated_at,"
                          " first_message_id, first_source_id, last_message_id, last_source_id)"
                          " VALUES (?, 'accounts', ?, ?, ?, ?, ?, ?)", new_accounts)

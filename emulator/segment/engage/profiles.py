@@ -22,8 +22,8 @@ TRAIT_CLASSES = ("trait", "computed_trait", "audience")
 COLLECTIONS = ("users", "accounts")
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+#: The JSON text a trait value is stored as (user traits, computed traits and audiences alike).
+value_text = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def live_profile(store: "Store", profile_id: str) -> str | None:
@@ -100,7 +100,7 @@ def set_trait(store: "Store", profile_id: str, key: str, value: Any, cls: str, *
             "INSERT INTO engage_traits (profile_id, key, value, class, source_id, updated_at, message_seq)"
             " VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (profile_id, key) DO UPDATE SET value = excluded.value,"
             " class = excluded.class, source_id = excluded.source_id, updated_at = excluded.updated_at,"
-            " message_seq = NULL", (profile_id, key, _dumps(value), cls, source_id, updated_at))
+            " message_seq = NULL", (profile_id, key, value_text(value), cls, source_id, updated_at))
 
 
 def set_traits(store: "Store", values: dict[str, dict[str, Any]], cls: str, *, source_id: str | None,
@@ -108,7 +108,7 @@ def set_traits(store: "Store", values: dict[str, dict[str, Any]], cls: str, *, s
     """Bulk form of `set_trait`: `{profile_id: {key: value}}` in one statement (batch computations)."""
     if cls not in TRAIT_CLASSES:
         raise ValueError(f"trait class must be one of {', '.join(TRAIT_CLASSES)}, not {cls!r}")
-    rows = [(profile_id, key, _dumps(value), cls, source_id, updated_at)
+    rows = [(profile_id, key, value_text(value), cls, source_id, updated_at)
             for profile_id, traits in values.items() for key, value in traits.items()]
     with store.transaction() as conn:
         conn.executemany(

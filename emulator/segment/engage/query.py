@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator, NamedTuple, Union
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedInput, UnexpectedToken, VisitError
 
 from .durations import UNIT_WORDS, Duration
 
