@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -40,30 +40,9 @@ class Destination:
     name: str
     kind: str  # 'braze' (Cloud Mode Actions) | 'braze_cohorts'
     settings: dict
-    _memo: dict = field(default_factory=dict, repr=False)
 
     def subscribed(self, message: dict) -> bool:
-        # Subscriptions read a few top-level fields (type, event): memoise on their values, it is on the ingest path.
-        fields = self._memo.get("__fields__")
-        if fields is None:
-            fields = self._memo["__fields__"] = self._subscription_fields()
-        key = tuple(message.get(f) for f in fields) if fields else None
-        if key is not None and all(v is None or isinstance(v, str) for v in key):
-            if key not in self._memo:
-                self._memo[key] = self._match(message)
-            return self._memo[key]
-        return self._match(message)
-
-    def _subscription_fields(self) -> tuple[str, ...]:
-        if self.kind == "braze":
-            subscriptions = [p.subscription for p in braze_cloud.PRESETS[self.settings.get("preset_set") or "classic"]]
-        else:
-            subscriptions = [braze_cohorts._subscription(self.settings.get("subscription")
-                                                         or braze_cohorts.DEFAULT_SUBSCRIPTION)]
-        fields = tuple(dict.fromkeys(f for s in subscriptions for f in s.fields))
-        return fields if all("." not in f for f in fields) else ()
-
-    def _match(self, message: dict) -> bool:
+        """One of its mappings subscribes to the message (subscriptions memoise their answers themselves)."""
         if self.kind == "braze":
             return bool(braze_cloud.match_presets(message, self.settings.get("preset_set") or "classic"))
         return braze_cohorts.subscribed(message, self.settings.get("subscription"))
