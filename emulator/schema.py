@@ -379,5 +379,18 @@ MIGRATIONS.append((10, "engage: one index of external ids by profile", """
 DROP INDEX engage_external_ids_profile;
 """))
 
+MIGRATIONS.append((11, "destinations: no per-message in-flight state", """
+-- A message stays 'pending' while a request carries it: the request row itself is the in-flight record (open while
+-- it has neither an answer nor an error), so sending costs no UPDATE per message. Only pending rows are indexed
+-- (delivered and filtered ones leave the index with their last UPDATE), in id order with their due time: a round
+-- reads the oldest due rows and stops at its page, instead of joining and sorting every due row first.
+UPDATE outbox SET status = 'pending' WHERE status = 'inflight';
+DROP INDEX outbox_due;
+DROP INDEX outbox_inflight;
+ALTER TABLE outbox DROP COLUMN inflight_request;
+CREATE INDEX outbox_pending ON outbox(destination, id, next_attempt_at) WHERE status = 'pending';
+CREATE INDEX delivery_requests_open ON delivery_requests(id) WHERE status IS NULL AND error IS NULL;
+"""))
+
 # Tables that hold configuration-independent bookkeeping and survive reset().
 KEPT_ON_RESET = {"schema_version", "meta"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -128,6 +129,71 @@ def in_process_latency(samples: int) -> tuple[float, float]:
         return statistics.median(timings), timings[int(len(timings) * 0.99) - 1]
 
 
+class _TimedCursor(sqlite3.Cursor):
+    spent = [0.0]
+
+    def fetchall(self) -> list:
+        started = time.perf_counter()
+        try:
+            return super().fetchall()
+        finally:
+            _TimedCursor.spent[0] += time.perf_counter() - started
+
+    def fetchone(self) -> object:
+        started = time.perf_counter()
+        try:
+            return super().fetchone()
+        finally:
+            _TimedCursor.spent[0] += time.perf_counter() - started
+
+
+class _TimedConnection(sqlite3.Connection):
+    """Counts the time spent inside SQLite (statements run in execute/executemany, rows read in fetch*)."""
+
+    def cursor(self, factory: type = _TimedCursor) -> sqlite3.Cursor:  # type: ignore[override]
+        return super().cursor(factory)
+
+    def execute(self, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+        started = time.perf_counter()
+        try:
+            return self.cursor().execute(*args)
+        finally:
+            _TimedCursor.spent[0] += time.perf_counter() - started
+
+    def executemany(self, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+        started = time.perf_counter()
+        try:
+            return self.cursor().executemany(*args)
+        finally:
+            _TimedCursor.spent[0] += time.perf_counter() - started
+
+
+def in_process_breakdown(events: int) -> dict[str, float]:
+    """The two halves of the pipeline measured apart, in one process with the served clock (real time): ingest
+    (Tracking rules, identity, 10 realtime audiences, outbox enqueue), then delivery (flush: plan, send to the
+    sandbox's Braze, apply, settle), with the time spent inside SQLite in each. SQLite runs one write transaction
+    at a time, so its time per event bounds the end-to-end rate however the Python work is spread."""
+    connect = sqlite3.connect
+    sqlite3.connect = lambda *a, **k: connect(*a, factory=_TimedConnection, **k)  # type: ignore[assignment]
+    try:
+        with Sandbox(config=CONFIG, clock="realtime") as sb:
+            sb.flush()  # the Braze app is imported on first delivery: not part of the figure
+            bodies = [batch(n) for n in range(events // 100)]
+            spent = _TimedCursor.spent
+            spent[0] = 0.0
+            started = time.perf_counter()
+            for body in bodies:
+                sb.segment.ingest(body)
+            ingested, ingest_sql = time.perf_counter(), spent[0]
+            sb.flush()
+            delivered, deliver_sql = time.perf_counter(), spent[0] - ingest_sql
+    finally:
+        sqlite3.connect = connect  # type: ignore[assignment]
+    n = len(bodies) * 100
+    return {"ingest_us": (ingested - started) / n * 1e6, "ingest_sql_us": ingest_sql / n * 1e6,
+            "deliver_us": (delivered - ingested) / n * 1e6, "deliver_sql_us": deliver_sql / n * 1e6}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20_000)
@@ -137,6 +203,11 @@ def main() -> None:
     median, p99 = in_process_latency(args.samples)
     print(f"in-process: ingest one event -> Braze profile after flush(), 10 realtime audiences on both destinations:"
           f" median {median:.2f} ms, p99 {p99:.2f} ms")
+    parts = in_process_breakdown(args.events)
+    sql = parts["ingest_sql_us"] + parts["deliver_sql_us"]
+    print(f"in-process, per event: ingest {parts['ingest_us']:.1f} µs (SQLite {parts['ingest_sql_us']:.1f}),"
+          f" delivery {parts['deliver_us']:.1f} µs (SQLite {parts['deliver_sql_us']:.1f});"
+          f" SQLite alone allows at most {1e6 / sql:,.0f} events/s end to end")
     for threads in (int(t) for t in args.threads.split(",")):
         ingest_rate, end_to_end_rate, summary = http_pipeline(args.events, threads)
         print(f"http, {threads} client thread(s): {args.events:,} events through POST /v1/batch (100/request):"

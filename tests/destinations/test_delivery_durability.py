@@ -6,6 +6,8 @@ import httpx
 
 from support import start_server
 
+from .test_engage_to_braze import become_dormant, sandbox_for
+
 USERS, EVENTS_PER_USER = 100, 100
 
 
@@ -54,3 +56,64 @@ def test_sigkill_during_delivery_then_restart_applies_each_event_exactly_once(tm
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(10)
+
+
+class _DiesAfterSending:
+    """The process 'dies' right after some calls reached Braze, before their answers were settled."""
+
+    def __init__(self, transport, deaths):
+        self.transport, self.real, self.deaths, self.sent = transport, transport.send, deaths, []
+
+    def __call__(self, endpoint, method, path, headers, body, delivery_id=None):
+        answer = self.real(endpoint, method, path, headers, body, delivery_id=delivery_id)
+        self.sent.append((path, delivery_id))
+        if len(self.sent) in self.deaths:
+            raise KeyboardInterrupt("killed mid-round")
+        return answer
+
+
+def test_a_round_broken_off_after_braze_applied_is_sent_again_with_its_delivery_id_and_counted_once(sandbox):
+    sandbox.segment.ingest([{"type": "track", "userId": f"u{u}", "event": "Durable"} for u in range(3)] * 2)
+    dies = _DiesAfterSending(sandbox.outbox.transport, deaths={1})
+    sandbox.outbox.transport.send = dies
+    try:
+        sandbox.flush()
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the round should have been broken off")
+    # Braze applied the batch, Segment never read the answer: the messages are still waiting, nothing is lost.
+    assert sandbox.outbox.summary()["braze"] == {"retrying": 6}
+    assert {e["name"]: e["count"] for e in sandbox.braze.user(external_id="u0")["custom_events"]} == {"Durable": 2}
+
+    sandbox.flush()  # the "restarted" worker: the open request is sent again, as it was
+    assert dies.sent[-1] == dies.sent[0]  # same path, same delivery id
+    assert sandbox.outbox.summary()["braze"] == {"delivered": 6}
+    for u in range(3):
+        assert {e["name"]: e["count"] for e in sandbox.braze.user(external_id=f"u{u}")["custom_events"]} == {"Durable": 2}
+    trace = sandbox.segment.deliveries(destination="braze")
+    assert {t["attempt_count"] for t in trace} == {1}
+    assert {tuple(a["outcome"] for a in t["attempts"]) for t in trace} == {("delivered",)}
+
+
+def test_a_cohort_round_broken_off_before_any_answer_creates_the_cohort_then_adds_its_users():
+    with sandbox_for({"braze_cohorts": True}) as sb:
+        sb.segment.ingest([{"type": "identify", "userId": "u1", "traits": {"email": "u1@example.com"}}])
+        sb.flush()  # u1 exists in Braze
+        real = sb.outbox.transport.send
+
+        def dies_before_sending(*args, **kwargs):
+            raise KeyboardInterrupt("killed before the first call")
+
+        sb.outbox.transport.send = dies_before_sending
+        try:
+            become_dormant(sb)
+        except KeyboardInterrupt:
+            pass
+        assert sb.braze.cohort_members("dormant_shopper") == []
+        sb.outbox.transport.send = real
+        sb.flush()
+        assert [m["external_id"] for m in sb.braze.cohort_members("dormant_shopper")] == ["u1"]
+        calls = sb.journal.search(app="braze", path="/partners/segment/cohorts*")
+        assert [c["path"] for c in reversed(calls)] == ["/partners/segment/cohorts", "/partners/segment/cohorts/users"]
+        assert sb.outbox.summary()["braze_cohorts"] == {"delivered": 1}

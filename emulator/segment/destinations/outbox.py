@@ -2,11 +2,13 @@
 
 A message is enqueued in the transaction that acknowledged it (SPEC.md §3 "Durable"), one row per destination.
 `deliver_due()` plans Segment's requests for the rows that are due (the pure mapping in `braze_cloud` /
-`braze_cohorts`), commits them as in flight, sends them, and applies Braze's answer per message with Segment's
+`braze_cohorts`), commits the requests, sends them, and applies Braze's answer per message with Segment's
 rules: 2xx delivered; 408, 429 and 5xx retried with backoff (honouring `Retry-After`) for up to 4 hours of sandbox
 time; any other status, and refusals before sending, discarded with Segment's error code
-(`errors.discarded.400`, ...). A request found in flight after a crash is sent again as it was, with the same
-delivery id, so our Braze applies it once (at least once on the wire, exactly once in the profile).
+(`errors.discarded.400`, ...). A message stays pending while a request carries it: the request's row, committed
+before it is sent and answered in the transaction that settles its messages, is the in-flight record. A request
+found open after a crash is sent again as it was, with the same delivery id, so our Braze applies it once (at
+least once on the wire, exactly once in the profile).
 """
 from __future__ import annotations
 
@@ -125,11 +127,11 @@ class _Settlements:
             self.conn.executemany("UPDATE outbox SET attempts = attempts + 1,"
                                   " first_attempt_at = coalesce(first_attempt_at, ?) WHERE id = ?", self.attempted)
         if self.finished:
-            self.conn.executemany("UPDATE outbox SET status = ?, inflight_request = NULL, finished_at = ?,"
-                                  " error_code = ?, error = ? WHERE id = ?", self.finished)
+            self.conn.executemany("UPDATE outbox SET status = ?, finished_at = ?, error_code = ?, error = ?,"
+                                  " attempts = ?, first_attempt_at = ? WHERE id = ?", self.finished)
         if self.retried:
-            self.conn.executemany("UPDATE outbox SET status = 'pending', inflight_request = NULL, next_attempt_at = ?,"
-                                  " error_code = ?, error = ? WHERE id = ?", self.retried)
+            self.conn.executemany("UPDATE outbox SET next_attempt_at = ?, error_code = ?, error = ?, attempts = ?,"
+                                  " first_attempt_at = ? WHERE id = ?", self.retried)
         if self.outcomes:
             self.conn.executemany("INSERT INTO delivery_outcomes (outbox_id, request_id, attempt, at, outcome, status,"
                                   " error_code, error) VALUES (?,?,?,?,?,?,?,?)", self.outcomes)
@@ -138,8 +140,8 @@ class _Settlements:
 
 @dataclass
 class _Round:
-    """What one delivery round knows while it sends: the rows it read, the rows it put in flight (as the UPDATE left
-    them), and the refusals waiting for their batch's answer."""
+    """What one delivery round knows while it sends: the rows it read, the rows it sends (with the attempts their
+    requests make), and the refusals waiting for their batch's answer."""
 
     read: dict[int, dict]
     inflight: dict[int, dict]
@@ -273,19 +275,15 @@ class Outbox:
                 self._finish(settle, ids[index], by_id[ids[index]], "delivered", 200, None,
                              "nothing to send for this event", at, None, counts)
             settle.write()
-            for planned in plan.requests:
+            for planned in plan.requests:  # committed before any is sent: the open requests are what is in flight
                 stored = _stored_request(planned, ids)  # once: stored here, sent below
                 request_id = conn.execute(
                     "INSERT INTO delivery_requests (destination, action, started_at, request) VALUES (?,?,?,?)",
                     (destination.name, planned.action, at, json.dumps(stored))).lastrowid
-                conn.executemany(
-                    "UPDATE outbox SET status = 'inflight', inflight_request = ?, attempts = attempts + 1,"
-                    " first_attempt_at = coalesce(first_attempt_at, ?) WHERE id = ?",
-                    [(request_id, at, ids[i]) for i in dict.fromkeys(planned.events)])
                 requests.append((request_id, planned, stored))
         failed: set[int] = set()
         last_request = {ids[i]: request_id for request_id, planned, _ in requests for i in planned.events}
-        # The rows as the in-flight UPDATEs left them (attempts + 1 per request carrying the message): read by _apply
+        # The rows as their settlement writes them: attempts + 1 per request carrying the message
         sent_in: dict[int, int] = {}
         for _, planned, _ in requests:
             for i in dict.fromkeys(planned.events):
@@ -353,10 +351,11 @@ class Outbox:
                     rows[oid] = {"id": oid, "attempts": read["attempts"] + 1,
                                  "first_attempt_at": read["first_attempt_at"] or at}
                     attempted.append((at, oid))
-        else:  # a request resumed after a restart
-            rows = {r["id"]: r for r in self.sandbox.store.query(
-                f"SELECT id, attempts, first_attempt_at FROM outbox WHERE id IN ({','.join('?' * len(stored['events']))})",
-                stored["events"])}
+        else:  # a request resumed after a restart: the attempt it makes counts now, for the messages still pending
+            rows = {r["id"]: {"id": r["id"], "attempts": r["attempts"] + 1,
+                              "first_attempt_at": r["first_attempt_at"] or at} for r in self.sandbox.store.query(
+                f"SELECT id, attempts, first_attempt_at FROM outbox WHERE status = 'pending'"
+                f" AND id IN ({','.join('?' * len(stored['events']))})", stored["events"])}
         with self.sandbox.store.transaction() as conn, _Settlements(conn) as settle:
             settle.attempted.extend(attempted)
             conn.execute(
@@ -397,30 +396,37 @@ class Outbox:
         if retry_after is not None:
             backoff = max(backoff, timedelta(seconds=retry_after))
         error_code = f"errors.awaiting-retry.{code if status is None else ('5xx' if status >= 500 else status)}"
-        settle.retried.append((iso(now + backoff), error_code, message, outbox_id))
+        settle.retried.append((iso(now + backoff), error_code, message, row["attempts"], row["first_attempt_at"],
+                               outbox_id))
         settle.outcomes.append((outbox_id, request_id, row["attempts"], at, "retrying", status, error_code, message))
         counts["retried"] += 1
 
     @staticmethod
     def _finish(settle: _Settlements, outbox_id: int, row: dict, outcome: str, status: int | None,
                 error_code: str | None, message: str | None, at: str, request_id: int | None, counts: dict) -> None:
-        settle.finished.append((outcome, at, error_code, message, outbox_id))
+        settle.finished.append((outcome, at, error_code, message, row["attempts"], row["first_attempt_at"], outbox_id))
         attempt = row["attempts"] + (1 if request_id is None else 0)
         settle.outcomes.append((outbox_id, request_id, attempt, at, outcome, status, error_code, message))
         if outcome in counts:
             counts[outcome] += 1
 
     def _resume_inflight(self, counts: dict) -> None:
-        """Requests committed as in flight but never answered (the process died): send them again as they were."""
-        pending = self.sandbox.store.query(
-            "SELECT DISTINCT r.id, r.destination, r.request FROM outbox o JOIN delivery_requests r"
-            " ON r.id = o.inflight_request WHERE o.status = 'inflight' ORDER BY r.id")
+        """Requests committed but never answered (the process died, or a round broke off): send them again as they
+        were, in order (a cohort is created before its users call); a message is settled by its last one."""
+        open_requests = self.sandbox.store.query(
+            "SELECT id, destination, request FROM delivery_requests WHERE status IS NULL AND error IS NULL ORDER BY id")
+        if not open_requests:
+            return
         destinations = self.destinations
-        for row in pending:
+        stored = {row["id"]: json.loads(row["request"]) for row in open_requests}
+        last_request = {oid: request_id for request_id, request in stored.items() for oid in request["events"]}
+        failed: set[int] = set()
+        for row in open_requests:
             destination = destinations.get(row["destination"])
             if destination is None:
                 continue
-            self._send(destination, row["id"], json.loads(row["request"]), set(), counts)
+            final_for = {oid for oid in stored[row["id"]]["events"] if last_request[oid] == row["id"]}
+            self._send(destination, row["id"], stored[row["id"]], failed, counts, final_for)
 
     # --- cohort memory -------------------------------------------------------------------------------------------
     def _known_cohorts(self, destination: Destination) -> set[str]:
@@ -450,8 +456,8 @@ class Outbox:
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        if status == "retrying":  # an outcome: messages waiting for their next attempt and those in flight
-            where.append("o.status IN ('pending', 'inflight')")
+        if status == "retrying":  # an outcome: messages waiting for their next attempt, and those in flight
+            where.append("o.status = 'pending'")
         elif status is not None:
             where.append("o.status = ?")
             params.append(status)
@@ -499,7 +505,7 @@ def _strip(message: dict) -> dict:
 
 
 def _outcome(status: str) -> str:
-    return {"pending": "retrying", "inflight": "retrying"}.get(status, status)
+    return "retrying" if status == "pending" else status
 
 
 def _stored_request(planned: PlannedRequest, ids: list[int]) -> dict:
