@@ -117,3 +117,33 @@ def test_a_cohort_round_broken_off_before_any_answer_creates_the_cohort_then_add
         calls = sb.journal.search(app="braze", path="/partners/segment/cohorts*")
         assert [c["path"] for c in reversed(calls)] == ["/partners/segment/cohorts", "/partners/segment/cohorts/users"]
         assert sb.outbox.summary()["braze_cohorts"] == {"delivered": 1}
+
+
+def test_a_store_killed_mid_delivery_before_migration_11_delivers_its_in_flight_messages_once(tmp_path):
+    import sqlite3
+
+    from emulator import Sandbox
+    from emulator.schema import MIGRATIONS
+
+    path = str(tmp_path / "old.db")
+    with Sandbox(path=path) as sb:
+        sb.segment.ingest([{"type": "track", "userId": "u1", "event": "Durable"} for _ in range(3)])
+        sb.outbox.transport.send = _DiesAfterSending(sb.outbox.transport, deaths={1})
+        try:
+            sb.flush()
+        except KeyboardInterrupt:
+            pass
+    with sqlite3.connect(path) as conn:  # as the pre-11 schema left it: rows 'inflight', naming their request
+        conn.executescript(
+            "DROP INDEX outbox_pending; DROP INDEX delivery_requests_open;"
+            " ALTER TABLE outbox ADD COLUMN inflight_request INTEGER;"
+            " UPDATE outbox SET status = 'inflight', inflight_request = (SELECT max(id) FROM delivery_requests);"
+            " CREATE INDEX outbox_due ON outbox(destination, status, next_attempt_at, id);"
+            " CREATE INDEX outbox_inflight ON outbox(inflight_request) WHERE status = 'inflight';"
+            " DELETE FROM schema_version WHERE version = 11;")
+    with Sandbox(path=path) as sb:
+        assert sb.store.version == max(version for version, _, _ in MIGRATIONS)
+        assert sb.outbox.summary() == {"braze": {"retrying": 3}}
+        sb.flush()
+        assert sb.outbox.summary() == {"braze": {"delivered": 3}}
+        assert {e["name"]: e["count"] for e in sb.braze.user(external_id="u1")["custom_events"]} == {"Durable": 3}
