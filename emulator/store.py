@@ -56,6 +56,7 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
         self.lock = threading.RLock()
+        self._begin = "BEGIN IMMEDIATE" if self.path else "BEGIN"
         self._depth = 0  # savepoints open inside the current transaction (guarded by the lock)
         if self.path is None and from_image and _fresh_image() is not None:
             conn.deserialize(_fresh_image())  # a new in-memory store: copy the migrated empty schema at once
@@ -96,7 +97,9 @@ class Store:
         with self.lock:
             conn = self.conn
             if not conn.in_transaction:
-                conn.execute("BEGIN")
+                # IMMEDIATE on a file: another process holding the file (a second Sandbox on the same path) makes
+                # this wait for busy_timeout; a deferred BEGIN that later upgrades to a write fails at once instead
+                conn.execute(self._begin)
                 try:
                     yield conn
                 except BaseException:

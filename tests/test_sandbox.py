@@ -53,6 +53,31 @@ def test_a_file_store_is_found_again_after_a_restart(tmp_path):
         assert sb.store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_a_second_sandbox_on_the_same_file_waits_for_the_first_ones_write_instead_of_failing(tmp_path):
+    import threading
+    import time
+
+    db = tmp_path / "shared.db"
+    with Sandbox(path=db) as first, Sandbox(path=db) as second:  # as a second process would open it
+        writing, wrote = threading.Event(), []
+
+        def hold_a_write() -> None:
+            with first.store.transaction() as conn:
+                conn.execute("INSERT INTO meta (key, value) VALUES ('held', '1')")
+                writing.set()
+                time.sleep(0.3)
+            wrote.append(time.monotonic())
+
+        holder = threading.Thread(target=hold_a_write)
+        holder.start()
+        writing.wait(5)
+        # reads then writes: begun deferred, its snapshot would be stale once the first commits ("database is locked")
+        second.segment.ingest({"type": "track", "userId": "u1", "event": "Waited"})
+        holder.join()
+        assert [e["event"] for e in second.segment.events()] == ["Waited"]
+        assert first.store.query("SELECT value FROM meta WHERE key = 'held'") == [{"value": "1"}]
+
+
 def test_yaml_configuration_is_merged_over_the_defaults(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(textwrap.dedent("""
