@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import httpx
 import yaml
@@ -61,22 +62,29 @@ def batch(n: int, size: int = 100) -> list[dict]:
     return items
 
 
+def start_server(config: Path, *args: str, head: tuple[str, ...] = ("-m", "emulator.cli")) -> tuple[subprocess.Popen, str]:
+    """`emulator serve` with this configuration (and more arguments), once it answers; `head` replaces `-m
+    emulator.cli` (e.g. with `-c` and a program that patches it first)."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, *head, "serve", "--config", str(config), *args,
+                                "--segment-port", str(port), "--braze-port", "0"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            httpx.get(url + "/_emulator/health")
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    return process, url
+
+
 def http_pipeline(events: int, threads: int = 1) -> tuple[float, float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.yaml"
         config.write_text(yaml.safe_dump(CONFIG))
-        port = free_port()
-        process = subprocess.Popen([sys.executable, "-m", "emulator.cli", "serve", "--config", str(config),
-                                    "--segment-port", str(port), "--braze-port", "0"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
+        process, url = start_server(config)
         try:
-            for _ in range(300):
-                try:
-                    httpx.get(url + "/_emulator/health")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
             bodies = [json.dumps({"writeKey": "sandbox-write-key", "batch": batch(n)}).encode()
                       for n in range(events // 100)]
 
@@ -129,22 +137,23 @@ def in_process_latency(samples: int) -> tuple[float, float]:
         return statistics.median(timings), timings[int(len(timings) * 0.99) - 1]
 
 
+_SQLITE_SECONDS = [0.0]
+
+
+def _timed(call: Callable[..., Any], *args: Any) -> Any:
+    started = time.perf_counter()
+    try:
+        return call(*args)
+    finally:
+        _SQLITE_SECONDS[0] += time.perf_counter() - started
+
+
 class _TimedCursor(sqlite3.Cursor):
-    spent = [0.0]
-
     def fetchall(self) -> list:
-        started = time.perf_counter()
-        try:
-            return super().fetchall()
-        finally:
-            _TimedCursor.spent[0] += time.perf_counter() - started
+        return _timed(super().fetchall)
 
-    def fetchone(self) -> object:
-        started = time.perf_counter()
-        try:
-            return super().fetchone()
-        finally:
-            _TimedCursor.spent[0] += time.perf_counter() - started
+    def fetchone(self) -> Any:
+        return _timed(super().fetchone)
 
 
 class _TimedConnection(sqlite3.Connection):
@@ -153,19 +162,11 @@ class _TimedConnection(sqlite3.Connection):
     def cursor(self, factory: type = _TimedCursor) -> sqlite3.Cursor:  # type: ignore[override]
         return super().cursor(factory)
 
-    def execute(self, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
-        started = time.perf_counter()
-        try:
-            return self.cursor().execute(*args)
-        finally:
-            _TimedCursor.spent[0] += time.perf_counter() - started
+    def execute(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        return _timed(self.cursor().execute, *args)
 
-    def executemany(self, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
-        started = time.perf_counter()
-        try:
-            return self.cursor().executemany(*args)
-        finally:
-            _TimedCursor.spent[0] += time.perf_counter() - started
+    def executemany(self, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        return _timed(self.cursor().executemany, *args)
 
 
 def in_process_breakdown(events: int) -> dict[str, float]:
@@ -179,7 +180,7 @@ def in_process_breakdown(events: int) -> dict[str, float]:
         with Sandbox(config=CONFIG, clock="realtime") as sb:
             sb.flush()  # the Braze app is imported on first delivery: not part of the figure
             bodies = [batch(n) for n in range(events // 100)]
-            spent = _TimedCursor.spent
+            spent = _SQLITE_SECONDS
             spent[0] = 0.0
             started = time.perf_counter()
             for body in bodies:

@@ -24,7 +24,7 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_pipeline import CONFIG, batch, free_port  # noqa: E402
+from bench_pipeline import CONFIG, batch, start_server  # noqa: E402
 
 EVENTS = 20_000
 DELIVERIES = 23_950  # what bench_pipeline's events make: 21,975 to braze, 1,975 to braze_cohorts
@@ -46,19 +46,7 @@ print('delivered', delivered, flush=True)
 
 
 def _serve(config: Path, db: str, worker: bool) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    head = ["-m", "emulator.cli"] if worker else ["-c", NO_WORKER]
-    process = subprocess.Popen([sys.executable, *head, "serve", "--config", str(config), "--db", db,
-                                "--segment-port", str(port), "--braze-port", "0"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.get(url + "/_emulator/health")
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    return process, url
+    return start_server(config, "--db", db, head=("-m", "emulator.cli") if worker else ("-c", NO_WORKER))
 
 
 def _post_all(url: str) -> float:
