@@ -5,7 +5,7 @@ WAL file store: process A serves the Segment app with its background worker swit
 realtime audiences, outbox enqueue); process B opens the same file as a second Sandbox and loops `deliver_due()`
 (planning, its own Braze app in-process, settling). The same 20,000 events as bench_pipeline.py are posted over
 HTTP to A; the figure is events/s until B has delivered all of them. For comparison, the same file store served by
-one process with its worker on.
+one process with its worker on, and each half measured alone (a perfect split cannot beat the slower one).
 
     python scripts/spike_two_process.py
 
@@ -94,10 +94,28 @@ def one_process(tmp: Path, config: Path) -> tuple[float, float]:
     return EVENTS / (ingested - started), EVENTS / (done - started)
 
 
+def halves_apart(tmp: Path, config: Path) -> tuple[float, float]:
+    """One in-memory served sandbox with no worker: ingest alone, then delivery alone (POST /_emulator/flush)."""
+    server, url = start_server(config, head=("-c", NO_WORKER))
+    try:
+        started = _post_all(url)
+        ingested = time.perf_counter()
+        with httpx.Client(base_url=url, timeout=600) as client:
+            assert client.post("/_emulator/flush").json()["delivered"] >= DELIVERIES
+        delivered = time.perf_counter()
+    finally:
+        server.terminate()
+        server.wait()
+    return EVENTS / (ingested - started), EVENTS / (delivered - ingested)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.yaml"
         config.write_text(yaml.safe_dump(CONFIG))
+        ingest, delivery = halves_apart(Path(tmp), config)
+        print(f"the halves apart (in memory, no worker): ingest alone {ingest:,.0f} events/s;"
+              f" then delivery alone (flush over HTTP) {delivery:,.0f} events/s")
         for name, run in (("one process (worker on), file store", one_process),
                           ("two processes (A ingests, B delivers), one file store", two_processes)):
             ingest, end_to_end = run(Path(tmp), config)
