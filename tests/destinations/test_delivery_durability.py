@@ -147,3 +147,30 @@ def test_a_store_killed_mid_delivery_before_migration_11_delivers_its_in_flight_
         sb.flush()
         assert sb.outbox.summary() == {"braze": {"delivered": 3}}
         assert {e["name"]: e["count"] for e in sb.braze.user(external_id="u1")["custom_events"]} == {"Durable": 3}
+
+
+def test_a_batch_stopped_by_a_failed_call_stays_stopped_when_the_process_dies_right_after_the_failure():
+    with sandbox_for({"braze_cohorts": True}) as sb:
+        sb.segment.ingest([{"type": "identify", "userId": "u1", "traits": {"email": "u1@example.com"}}])
+        sb.flush()  # u1 exists in Braze
+        sb.faults.add(app="braze", path="/partners/segment/cohorts", status=503, count=1)
+        settle = sb.outbox._apply
+
+        def dies_after_settling(destination, *args, **kwargs):
+            settle(destination, *args, **kwargs)
+            if destination.name == "braze_cohorts":
+                raise KeyboardInterrupt("killed right after the failed create call was settled")
+
+        sb.outbox._apply = dies_after_settling
+        try:
+            become_dormant(sb)
+        except KeyboardInterrupt:
+            pass
+        sb.outbox._apply = settle
+        sb.flush()  # the restart: the users call was stopped with its batch, it is not sent on its own
+        assert sb.journal.search(app="braze", path="/partners/segment/cohorts/users") == []
+        assert sb.segment.deliveries(destination="braze_cohorts")[0]["outcome"] == "retrying"
+        sb.clock.advance("2s")  # past the backoff: the batch is planned again, create then users
+        sb.flush()
+        assert [m["external_id"] for m in sb.braze.cohort_members("dormant_shopper")] == ["u1"]
+        assert sb.outbox.summary()["braze_cohorts"] == {"delivered": 1}

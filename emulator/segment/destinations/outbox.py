@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 # Segment's integration names: what an `integrations` object says to turn a destination on or off.
 INTEGRATION_NAMES = {"braze": ("Braze Cloud Mode (Actions)", "Braze"), "braze_cohorts": ("Braze Cohorts",)}
 PLAN_ROWS = 750  # rows planned at once: ten full Braze batches
+NOT_SENT = "not sent: an earlier call of the batch failed"
 RETRYABLE = {408, 429} | set(range(500, 600))
 NOT_RETRIED_5XX = {501, 505}  # Segment's clients give up on these (segment-api.md §1.6); its pipeline likewise
 
@@ -146,6 +147,19 @@ class _Round:
     read: dict[int, dict]
     inflight: dict[int, dict]
     deferred: dict[int, DestinationRefusal]
+
+
+@dataclass
+class _Calls:
+    """The committed calls of one batch, sent in order. Segment stops a batch at its first failed call: a later call
+    carrying a failed message is not sent, and is closed in the transaction that settles the failure, so a crash in
+    between cannot send it after a restart."""
+
+    unsent: dict[int, list[int]]  # request id -> the outbox ids it carries, in sending order
+    failed: set[int] = field(default_factory=set)
+
+    def stopped_by(self, failed_now: set[int]) -> list[int]:
+        return [request_id for request_id, events in self.unsent.items() if failed_now.intersection(events)]
 
 
 class Outbox:
@@ -281,7 +295,7 @@ class Outbox:
                     "INSERT INTO delivery_requests (destination, action, started_at, request) VALUES (?,?,?,?)",
                     (destination.name, planned.action, at, json.dumps(stored))).lastrowid
                 requests.append((request_id, planned, stored))
-        failed: set[int] = set()
+        calls = _Calls({request_id: stored["events"] for request_id, _, stored in requests})
         last_request = {ids[i]: request_id for request_id, planned, _ in requests for i in planned.events}
         # The rows as their settlement writes them: attempts + 1 per request carrying the message
         sent_in: dict[int, int] = {}
@@ -293,7 +307,7 @@ class Outbox:
         batch = _Round(by_id, inflight, deferred)
         for request_id, _, stored in requests:
             final_for = {outbox_id for outbox_id, rid in last_request.items() if rid == request_id}
-            self._send(destination, request_id, stored, failed, counts, final_for, batch)
+            self._send(destination, request_id, stored, calls, counts, final_for, batch)
         if batch.deferred:  # their batches' calls did not throw: the refusals stand
             with store.transaction() as conn, _Settlements(conn) as settle:
                 for oid, refusal in batch.deferred.items():
@@ -307,28 +321,24 @@ class Outbox:
         # Another round only when this one may have left due rows: a full page, or refusals to plan again.
         return len(rows) >= PLAN_ROWS or retry_now
 
-    def _send(self, destination: Destination, request_id: int, stored: dict, failed: set[int], counts: dict,
-              final_for: set[int] | None = None, batch: "_Round | None" = None) -> None:
-        """Send one stored request. `final_for`: the messages whose last request this is (None: all it carries);
-        a message is settled only by its last request, so a crash in between leaves it in flight, not delivered."""
-        if failed & set(stored["events"]):
-            # An earlier call of the same batch failed (e.g. creating the cohort): Segment stops the batch there.
-            with self.sandbox.store.transaction() as conn:
-                conn.execute("UPDATE delivery_requests SET error = ? WHERE id = ?",
-                             ("not sent: an earlier call of the batch failed", request_id))
-            return
+    def _send(self, destination: Destination, request_id: int, stored: dict, calls: _Calls, counts: dict,
+              final_for: set[int], batch: "_Round | None" = None) -> None:
+        """Send one stored request. `final_for`: the messages whose last request this is; a message is settled only
+        by its last request, so a crash in between leaves it in flight, not delivered."""
+        calls.unsent.pop(request_id, None)
+        if calls.failed.intersection(stored["events"]):
+            return  # an earlier call of the batch failed (e.g. creating the cohort): closed as not sent with it
         request = stored["request"]
         try:
             answer = self.transport.send(request["endpoint"], request["method"], request["path"], request["headers"],
                                          request["body"], delivery_id=f"{destination.name}:{request_id}")
         except TransportError as exc:
-            self._apply(destination, request_id, stored, None, exc, failed, counts, final_for, batch)
+            self._apply(destination, request_id, stored, None, exc, calls, counts, final_for, batch)
             return
-        self._apply(destination, request_id, stored, answer, None, failed, counts, final_for, batch)
+        self._apply(destination, request_id, stored, answer, None, calls, counts, final_for, batch)
 
     def _apply(self, destination: Destination, request_id: int, stored: dict, answer: Any, error: TransportError | None,
-               failed: set[int], counts: dict, final_for: set[int] | None, batch: "_Round | None" = None
-               ) -> None:
+               calls: _Calls, counts: dict, final_for: set[int], batch: "_Round | None" = None) -> None:
         now = self.sandbox.clock.now()
         at = iso(now)
         if error is not None:  # the request client throws: a failure of the whole batch
@@ -363,16 +373,17 @@ class Outbox:
                 (answer.status if answer else None,
                  json.dumps({"headers": _kept_headers(answer.headers), "body": answer.body}) if answer else None,
                  error.code if error else None, round(answer.latency_ms, 3) if answer else None, request_id))
+            failed_now: set[int] = set()
             for outcome in outcomes:
                 row = rows.get(outcome.index)
                 if row is None:
                     continue
                 if outcome.ok:
-                    if final_for is None or outcome.index in final_for:
+                    if outcome.index in final_for:
                         self._finish(settle, outcome.index, row, "delivered", outcome.status, None, None, at,
                                      request_id, counts)
                     continue
-                failed.add(outcome.index)
+                failed_now.add(outcome.index)
                 code = outcome.code if error is not None else str(outcome.status)
                 message = outcome.message or (f"{outcome.code}: {outcome.message}" if outcome.code else None)
                 if error is not None or (outcome.status in RETRYABLE and outcome.status not in NOT_RETRIED_5XX):
@@ -381,6 +392,10 @@ class Outbox:
                 else:
                     self._finish(settle, outcome.index, row, "discarded", outcome.status,
                                  f"errors.discarded.{outcome.status}", message, at, request_id, counts)
+            if failed_now:
+                calls.failed |= failed_now
+                conn.executemany("UPDATE delivery_requests SET error = ? WHERE id = ?",
+                                 [(NOT_SENT, stopped) for stopped in calls.stopped_by(failed_now)])
 
     def _retry(self, settle: _Settlements, outbox_id: int, row: dict, status: int | None, code: str,
                message: str | None, now: datetime, retry_after: float | None, request_id: int, counts: dict) -> None:
@@ -418,15 +433,14 @@ class Outbox:
         if not open_requests:
             return
         destinations = self.destinations
-        stored = {row["id"]: json.loads(row["request"]) for row in open_requests}
-        last_request = {oid: request_id for request_id, request in stored.items() for oid in request["events"]}
-        failed: set[int] = set()
-        for row in open_requests:
-            destination = destinations.get(row["destination"])
-            if destination is None:
-                continue
-            final_for = {oid for oid in stored[row["id"]]["events"] if last_request[oid] == row["id"]}
-            self._send(destination, row["id"], stored[row["id"]], failed, counts, final_for)
+        # a destination no longer configured keeps its requests open, as its messages stay pending
+        resumed = [(row["id"], destinations[row["destination"]], json.loads(row["request"])) for row in open_requests
+                   if row["destination"] in destinations]
+        last_request = {oid: request_id for request_id, _, request in resumed for oid in request["events"]}
+        calls = _Calls({request_id: request["events"] for request_id, _, request in resumed})
+        for request_id, destination, request in resumed:
+            final_for = {oid for oid in request["events"] if last_request[oid] == request_id}
+            self._send(destination, request_id, request, calls, counts, final_for)
 
     # --- cohort memory -------------------------------------------------------------------------------------------
     def _known_cohorts(self, destination: Destination) -> set[str]:
