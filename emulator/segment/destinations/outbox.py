@@ -141,8 +141,8 @@ class _Settlements:
 
 @dataclass
 class _Round:
-    """What one delivery round knows while it sends: the rows it read, the rows it sends (with the attempts their
-    requests make), and the refusals waiting for their batch's answer."""
+    """What one delivery round (or the resumption of open requests) knows while it sends: the rows it read, the rows
+    it sends (with the attempts their requests make), and the refusals waiting for their batch's answer."""
 
     read: dict[int, dict]
     inflight: dict[int, dict]
@@ -322,7 +322,7 @@ class Outbox:
         return len(rows) >= PLAN_ROWS or retry_now
 
     def _send(self, destination: Destination, request_id: int, stored: dict, calls: _Calls, counts: dict,
-              final_for: set[int], batch: "_Round | None" = None) -> None:
+              final_for: set[int], batch: _Round) -> None:
         """Send one stored request. `final_for`: the messages whose last request this is; a message is settled only
         by its last request, so a crash in between leaves it in flight, not delivered."""
         calls.unsent.pop(request_id, None)
@@ -338,7 +338,7 @@ class Outbox:
         self._apply(destination, request_id, stored, answer, None, calls, counts, final_for, batch)
 
     def _apply(self, destination: Destination, request_id: int, stored: dict, answer: Any, error: TransportError | None,
-               calls: _Calls, counts: dict, final_for: set[int], batch: "_Round | None" = None) -> None:
+               calls: _Calls, counts: dict, final_for: set[int], batch: _Round) -> None:
         now = self.sandbox.clock.now()
         at = iso(now)
         if error is not None:  # the request client throws: a failure of the whole batch
@@ -348,24 +348,18 @@ class Outbox:
             outcomes = destination.read(_planned(stored), answer.status, answer.body)
             retry_after = _retry_after(answer.headers, now)
         attempted: list[tuple] = []
-        if batch is not None:
-            rows = {oid: batch.inflight[oid] for oid in stored["events"] if oid in batch.inflight}
-            # an answer can name the batch's refused events too (a failure thrown out of performBatch fails them
-            # all; an ecommerce error at a refused payload's position is read onto it): that replaces their refusal
-            # and counts as an attempt
-            for outcome in outcomes:
-                oid = outcome.index
-                if oid in batch.deferred:
-                    del batch.deferred[oid]
-                    read = batch.read[oid]
-                    rows[oid] = {"id": oid, "attempts": read["attempts"] + 1,
-                                 "first_attempt_at": read["first_attempt_at"] or at}
-                    attempted.append((at, oid))
-        else:  # a request resumed after a restart: the attempt it makes counts now, for the messages still pending
-            rows = {r["id"]: {"id": r["id"], "attempts": r["attempts"] + 1,
-                              "first_attempt_at": r["first_attempt_at"] or at} for r in self.sandbox.store.query(
-                f"SELECT id, attempts, first_attempt_at FROM outbox WHERE status = 'pending'"
-                f" AND id IN ({','.join('?' * len(stored['events']))})", stored["events"])}
+        rows = {oid: batch.inflight[oid] for oid in stored["events"] if oid in batch.inflight}
+        # an answer can name the batch's refused events too (a failure thrown out of performBatch fails them all;
+        # an ecommerce error at a refused payload's position is read onto it): that replaces their refusal and
+        # counts as an attempt
+        for outcome in outcomes:
+            oid = outcome.index
+            if oid in batch.deferred:
+                del batch.deferred[oid]
+                read = batch.read[oid]
+                rows[oid] = {"id": oid, "attempts": read["attempts"] + 1,
+                             "first_attempt_at": read["first_attempt_at"] or at}
+                attempted.append((at, oid))
         with self.sandbox.store.transaction() as conn, _Settlements(conn) as settle:
             settle.attempted.extend(attempted)
             conn.execute(
@@ -437,10 +431,20 @@ class Outbox:
         resumed = [(row["id"], destinations[row["destination"]], json.loads(row["request"])) for row in open_requests
                    if row["destination"] in destinations]
         last_request = {oid: request_id for request_id, _, request in resumed for oid in request["events"]}
+        carried: dict[int, int] = {}  # requests carrying each message: an attempt each, as in a round
+        for _, _, request in resumed:
+            for oid in dict.fromkeys(request["events"]):
+                carried[oid] = carried.get(oid, 0) + 1
+        at = iso(self.sandbox.clock.now())
+        read = {r["id"]: r for r in self.sandbox.store.query(
+            "SELECT id, attempts, first_attempt_at FROM outbox WHERE status = 'pending'"
+            " AND id IN (SELECT value FROM json_each(?))", (json.dumps(list(carried)),))}
+        batch = _Round(read, {oid: {"id": oid, "attempts": row["attempts"] + carried[oid],
+                                    "first_attempt_at": row["first_attempt_at"] or at} for oid, row in read.items()}, {})
         calls = _Calls({request_id: request["events"] for request_id, _, request in resumed})
         for request_id, destination, request in resumed:
             final_for = {oid for oid in request["events"] if last_request[oid] == request_id}
-            self._send(destination, request_id, request, calls, counts, final_for)
+            self._send(destination, request_id, request, calls, counts, final_for, batch)
 
     # --- cohort memory -------------------------------------------------------------------------------------------
     def _known_cohorts(self, destination: Destination) -> set[str]:
