@@ -1,12 +1,15 @@
 """The source debugger: every message each source received, raw as sent, newest first."""
 from __future__ import annotations
 
+import heapq
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..store import contains_pattern
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from ..store import Store
 
 MAX_PAGE = 1000
@@ -43,17 +46,51 @@ def _entry(row: dict, payloads: dict[int, Any]) -> dict:
 
 # Every message held, one row each: dropped and rejected ones from segment_debugger, accepted ones from their event
 # rows (tracking.py). A request's messages take consecutive ids from its payload's base_id; trimming raises the
-# payload's visible_from (and deletes payloads and debugger rows wholly trimmed away).
-_HELD = (
-    "SELECT d.id AS id, d.source AS source, d.status AS status, d.reason AS reason, d.reason_code AS reason_code,"
-    " d.type AS type, d.event AS event, d.user_id AS user_id, d.anonymous_id AS anonymous_id,"
-    " d.message_id AS message_id, d.payload_id AS payload_id, d.item_index AS item_index, NULL AS seq,"
-    " p.write_key AS write_key FROM segment_debugger d JOIN segment_payloads p ON p.id = d.payload_id"
-    " UNION ALL"
-    " SELECT p.base_id + coalesce(e.item_index, 0), e.source, 'accepted', NULL, NULL, e.type, e.event, e.user_id,"
-    " e.anonymous_id, e.message_id, p.id, e.item_index, e.seq, p.write_key"
-    " FROM segment_payloads p JOIN segment_events e ON e.seq BETWEEN p.first_seq AND p.last_seq"
-    " WHERE p.base_id + coalesce(e.item_index, 0) >= p.visible_from")
+# payload's visible_from (and deletes payloads and debugger rows wholly trimmed away). Each kind is read newest first
+# by its own query (filtered, ordered by its keys, limited), and the two are merged: no statement sorts everything.
+_COLUMNS = ("id", "source", "status", "reason", "reason_code", "type", "event", "user_id", "anonymous_id",
+            "message_id", "payload_id", "item_index", "seq")
+_HELD_DEBUGGER = (
+    "SELECT d.id, d.source, d.status, d.reason, d.reason_code, d.type, d.event, d.user_id, d.anonymous_id,"
+    " d.message_id, d.payload_id, d.item_index, NULL FROM segment_debugger d", "d.id",
+    {"source": "d.source", "status": "d.status", "type": "d.type", "event": "d.event", "user_id": "d.user_id",
+     "anonymous_id": "d.anonymous_id", "message_id": "d.message_id", "id": "d.id", "payload_id": "d.payload_id"})
+_ACCEPTED_ID = "p.base_id + coalesce(e.item_index, 0)"
+_HELD_EVENTS = (
+    f"SELECT {_ACCEPTED_ID}, e.source, 'accepted', NULL, NULL, e.type, e.event, e.user_id, e.anonymous_id,"
+    " e.message_id, p.id, e.item_index, e.seq FROM segment_payloads p"
+    " JOIN segment_events e ON e.seq BETWEEN p.first_seq AND p.last_seq", "p.id DESC, e.seq",
+    # `+`: no index on these columns, and no automatic one either; requests are walked newest first and the walk
+    # stops when the page is full
+    {"source": "p.source", "type": "+e.type", "event": "+e.event", "user_id": "+e.user_id",
+     "anonymous_id": "+e.anonymous_id", "message_id": "+e.message_id", "id": _ACCEPTED_ID, "payload_id": "p.id"})
+
+
+def _held(conn: "sqlite3.Connection", branch: tuple, filters: dict[str, Any], payload_ids: str | None,
+          write_key: str | None, limit: int | None) -> Iterator[tuple]:
+    """One kind of held message, newest first."""
+    select, order, columns = branch
+    where, params = [], []
+    for name, value in filters.items():
+        if value is not None:
+            where.append(f"{columns[name]} {'<' if name == 'id' else '='} ?")
+            params.append(value)
+    if branch is _HELD_EVENTS:
+        where.append(f"{_ACCEPTED_ID} >= p.visible_from")
+        if filters.get("id") is not None:
+            where.append("p.base_id < ?")  # whole requests past the page start are skipped by their key
+            params.append(filters["id"])
+    if write_key is not None:
+        where.append(f"{columns['payload_id']} IN (SELECT id FROM segment_payloads WHERE write_key = ?)")
+        params.append(write_key)
+    if payload_ids is not None:
+        where.append(f"{columns['payload_id']} IN (SELECT id FROM segment_payloads WHERE body LIKE ? ESCAPE '\\')")
+        params.append(payload_ids)
+    sql = select + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order} DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return conn.execute(sql, params)
 
 
 def search(store: "Store", *, source: str | None = None, status: str | None = None, type: str | None = None,
@@ -61,39 +98,27 @@ def search(store: "Store", *, source: str | None = None, status: str | None = No
            message_id: str | None = None, text: str | None = None, write_key: str | None = None,
            before_id: int | None = None, limit: int = 100) -> list[dict]:
     """Filters combine with AND; `text` matches anywhere in the raw message (case-insensitive)."""
-    where, params = [], []
-    filters: list[tuple[str, Any]] = [
-        ("h.source = ?", source), ("h.status = ?", status), ("h.type = ?", type), ("h.event = ?", event),
-        ("h.user_id = ?", user_id), ("h.anonymous_id = ?", anonymous_id), ("h.message_id = ?", message_id),
-        ("h.write_key = ?", write_key), ("h.id < ?", before_id),
-    ]
-    for clause, value in filters:
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    if text:
-        where.append("h.payload_id IN (SELECT id FROM segment_payloads WHERE body LIKE ? ESCAPE '\\')")
-        params.append(contains_pattern(text))
-    # Order and page on the narrow rows; request bodies and messages are read for the page only.
-    sql = ("SELECT h.id, h.source, h.status, h.reason, h.reason_code, h.type, h.event, h.user_id, h.anonymous_id,"
-           " h.message_id, h.payload_id, h.item_index, h.seq FROM (" + _HELD + ") h")
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY h.id DESC"
     limit = max(1, min(int(limit), MAX_PAGE))
-    if not text:
-        sql += " LIMIT ?"
-        params.append(limit)
+    filters = {"source": source, "type": type, "event": event, "user_id": user_id, "anonymous_id": anonymous_id,
+               "message_id": message_id, "id": before_id}
+    pattern = contains_pattern(text) if text else None
+    # Order and page on the narrow rows; request bodies and messages are read for the page only. With `text`, a
+    # matching body may hold non-matching items of a batch: rows are read until the page is full.
+    branch_limit = None if text else limit
     payloads: dict[int, Any] = {}
     requests: dict[int, tuple] = {}
     found: list[dict] = []
     needle = text.lower() if text else None
     with store.lock:
         conn = store.conn
-        cursor = conn.execute(sql, params)
-        names = [d[0] for d in cursor.description]
-        for values in cursor.fetchall():
-            row = dict(zip(names, values))
+        streams = []
+        if status != "accepted":
+            streams.append(_held(conn, _HELD_DEBUGGER, {**filters, "status": status}, pattern, write_key,
+                                 branch_limit))
+        if status in (None, "accepted"):
+            streams.append(_held(conn, _HELD_EVENTS, filters, pattern, write_key, branch_limit))
+        for values in heapq.merge(*streams, key=lambda row: -row[0]):
+            row = dict(zip(_COLUMNS, values))
             request = requests.get(row["payload_id"])
             if request is None:
                 request = requests[row["payload_id"]] = conn.execute(
