@@ -213,3 +213,22 @@ def test_debugger_paging_with_before_id(sandbox):
     first = sandbox.segment.debugger(limit=2)
     second = sandbox.segment.debugger(limit=2, before_id=first[-1]["id"])
     assert [e["event"] for e in first + second] == ["E4", "E3", "E2", "E1"]
+
+
+def test_debugger_pages_interleave_dropped_and_accepted_messages_newest_first(sandbox):
+    # a batch of accepted and dropped items, then a single rejected message: one order, whatever each one's status
+    sandbox.segment.ingest([{"type": "track", "userId": "u1", "event": "A0"}, {"type": "track", "userId": "u1"},
+                            {"type": "track", "userId": "u2", "event": "A2"}, {"type": "track", "event": "No id"},
+                            {"type": "track", "userId": "u1", "event": "A4"}])
+    sandbox.segment.ingest({"type": "track", "userId": "u3", "event": "Unknown key"}, write_key="nobody")
+    pages, before = [], None
+    while True:
+        page = sandbox.segment.debugger(limit=2, before_id=before)
+        if not page:
+            break
+        pages.append([(e["status"], e["event"]) for e in page])
+        before = page[-1]["id"]
+    assert pages == [[("rejected", "Unknown key"), ("accepted", "A4")], [("dropped", "No id"), ("accepted", "A2")],
+                     [("dropped", None), ("accepted", "A0")]]
+    assert [e["event"] for e in sandbox.segment.debugger(user_id="u1")] == ["A4", None, "A0"]
+    assert [e["event"] for e in sandbox.segment.debugger(status="accepted", limit=2)] == ["A4", "A2"]
