@@ -143,14 +143,16 @@ class Sandbox:
         return totals
 
     def reset(self) -> None:
-        """Empty all data and queued work, keep the configuration; a manual clock goes back to its start."""
-        self.store.reset()
-        self.clock.rewind_to_start()
-        self.ids.reseed(self._id_seed)
-        self.internal_errors.clear()
-        self.faults.clear()
-        for hook in self._reset_hooks:
-            hook()
+        """Empty all data and queued work, keep the configuration; a manual clock goes back to its start. A delivery
+        under way (a served sandbox's worker) finishes its round first: nothing sent for the old data lands after."""
+        with self.outbox.paused():
+            self.store.reset()
+            self.clock.rewind_to_start()
+            self.ids.reseed(self._id_seed)
+            self.internal_errors.clear()
+            self.faults.clear()
+            for hook in self._reset_hooks:
+                hook()
 
     def configure(self, config: dict | str | Path | None) -> None:
         """Replace the configuration (validated first), keeping the data."""

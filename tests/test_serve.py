@@ -1,6 +1,7 @@
 """`emulator serve` as a user runs it: a real process, real sockets, a durable store that survives SIGKILL."""
 import signal
 import subprocess
+import time
 import sys
 
 import httpx
@@ -68,3 +69,25 @@ def test_a_bad_config_file_is_refused_at_start_with_its_path(tmp_path):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "segment.strict" in result.stderr and str(config) in result.stderr
+
+
+def test_a_reset_while_the_worker_delivers_leaves_nothing_of_the_old_data_in_braze():
+    # What the sandbox_server fixture does between tests: a reset while the previous test's events are on their way.
+    with Sandbox(clock="realtime") as sb:
+        urls = sb.serve()
+        sb.start_worker(interval=0.01)
+        with httpx.Client(base_url=urls["segment"], auth=("sandbox-write-key", "")) as client:
+            for n in range(30):
+                assert client.post("/v1/batch", json={"batch": [
+                    {"type": "track", "userId": f"u{n}-{i}", "event": "Before reset"} for i in range(100)]}).status_code == 200
+            deadline = time.monotonic() + 10
+            while not sb.outbox.summary().get("braze", {}).get("delivered") and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert client.post("/_emulator/reset").status_code == 200  # mid-delivery: 3,000 events take a while
+            assert client.post("/v1/track", json={"userId": "after", "event": "After reset"}).status_code == 200
+        sb.stop_worker()
+        sb.flush()
+        assert sb.braze.users_count() == 1 and sb.braze.user(external_id="after") is not None
+        assert sb.outbox.summary() == {"braze": {"delivered": 1}}
+        assert [d["message_id"] for d in sb.segment.deliveries()] == [sb.segment.events()[0]["messageId"]]
+        assert len(sb.segment.deliveries()[0]["attempts"]) == 1

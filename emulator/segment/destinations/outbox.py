@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ...clock import iso, parse_duration, parse_instant
 from . import braze_cloud, braze_cohorts
@@ -167,6 +168,7 @@ class Outbox:
         self.sandbox = sandbox
         self.transport = Transport(sandbox)
         self._deliver_lock = threading.Lock()
+        self._pausing = threading.Event()
         self._destinations: dict[str, Destination] | None = None
         sandbox.on_configure(self._forget_destinations)
         sandbox.segment.tracking.listeners.append(self._on_accept)
@@ -243,6 +245,17 @@ class Outbox:
                 " finished_at, error) VALUES (?,?,?,?,?,?,?,?,?)", rows)
 
     # --- delivery ------------------------------------------------------------------------------------------------
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No delivery runs while the caller holds this: one in progress stops after its current round (whose calls
+        are answered and settled first). A reset holds it, so nothing planned before it reaches Braze after it."""
+        self._pausing.set()
+        try:
+            with self._deliver_lock:
+                yield
+        finally:
+            self._pausing.clear()
+
     def deliver_due(self, stop: threading.Event | None = None) -> dict:
         """Send everything due now; returns counts (and `progressed` for `Sandbox.flush`). `stop`: a background
         worker's signal to leave between two rounds (a stopping server does not wait for a long backlog)."""
@@ -250,7 +263,8 @@ class Outbox:
         with self._deliver_lock:
             self._resume_inflight(counts)
             for destination in self.destinations.values():
-                while (stop is None or not stop.is_set()) and self._deliver_round(destination, counts):
+                while not (self._pausing.is_set() or (stop is not None and stop.is_set())) \
+                        and self._deliver_round(destination, counts):
                     pass
         counts["progressed"] = bool(counts["delivered"] or counts["discarded"])
         return counts
