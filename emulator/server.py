@@ -28,9 +28,14 @@ class Servers:
         """Finish the requests in flight, then close every socket."""
         for served in self.apps.values():
             served.server.task_dispatcher.shutdown(cancel_pending=False, timeout=timeout)
-            wasyncore.close_all(served.server._map)
+            # closed by the loop's own thread (a trigger thunk): sockets closed under a select() in progress made
+            # it raise EBADF in that thread; an empty map then ends the loop
+            served.server.trigger.pull_trigger(lambda m=served.server._map: wasyncore.close_all(m))
         for served in self.apps.values():
             served.thread.join(timeout)
+            if served.thread.is_alive():  # the loop did not wake: close from here
+                wasyncore.close_all(served.server._map)
+                served.thread.join(timeout)
         self.apps.clear()
 
 
