@@ -174,3 +174,26 @@ def test_a_batch_stopped_by_a_failed_call_stays_stopped_when_the_process_dies_ri
         sb.flush()
         assert [m["external_id"] for m in sb.braze.cohort_members("dormant_shopper")] == ["u1"]
         assert sb.outbox.summary()["braze_cohorts"] == {"delivered": 1}
+
+
+def test_a_reset_waits_for_the_call_in_flight_only_not_for_the_rest_of_the_round(sandbox):
+    import threading
+
+    sandbox.segment.ingest([{"type": "track", "userId": f"u{i}", "event": "Queued"} for i in range(300)])  # 4 calls
+    real, sent, resetter = sandbox.outbox.transport.send, [], []
+
+    def send(*args, **kwargs):
+        sent.append(args[2])
+        if not resetter:  # a reset arrives while the first call is in flight
+            resetter.append(threading.Thread(target=sandbox.reset))
+            resetter[0].start()
+            while not sandbox.outbox._pausing.is_set():
+                threading.Event().wait(0.001)
+        return real(*args, **kwargs)
+
+    sandbox.outbox.transport.send = send
+    sandbox.flush()
+    resetter[0].join(10)
+    assert sent == ["/users/track"]  # the three calls after it were never sent
+    assert sandbox.segment.events() == [] and sandbox.outbox.summary() == {}
+    assert sandbox.braze.users_count() == 0

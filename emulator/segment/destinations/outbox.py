@@ -247,8 +247,9 @@ class Outbox:
     # --- delivery ------------------------------------------------------------------------------------------------
     @contextmanager
     def paused(self) -> Iterator[None]:
-        """No delivery runs while the caller holds this: one in progress stops after its current round (whose calls
-        are answered and settled first). A reset holds it, so nothing planned before it reaches Braze after it."""
+        """No delivery runs while the caller holds this: one in progress stops after the call it is making (answered
+        and settled first; the calls it has not sent stay open, as after a crash). A reset holds it, so nothing
+        planned before it reaches Braze after it."""
         self._pausing.set()
         try:
             with self._deliver_lock:
@@ -320,6 +321,9 @@ class Outbox:
                           "first_attempt_at": by_id[oid]["first_attempt_at"] or at} for oid, n in sent_in.items()}
         batch = _Round(by_id, inflight, deferred)
         for request_id, _, stored in requests:
+            if self._pausing.is_set():
+                # a reset is waiting: the calls not sent yet stay open (resumed later, or emptied by the reset)
+                return False
             final_for = {outbox_id for outbox_id, rid in last_request.items() if rid == request_id}
             self._send(destination, request_id, stored, calls, counts, final_for, batch)
         if batch.deferred:  # their batches' calls did not throw: the refusals stand
@@ -457,6 +461,8 @@ class Outbox:
                                     "first_attempt_at": row["first_attempt_at"] or at} for oid, row in read.items()}, {})
         calls = _Calls({request_id: request["events"] for request_id, _, request in resumed})
         for request_id, destination, request in resumed:
+            if self._pausing.is_set():
+                return
             final_for = {oid for oid in request["events"] if last_request[oid] == request_id}
             self._send(destination, request_id, request, calls, counts, final_for, batch)
 
