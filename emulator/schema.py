@@ -384,10 +384,17 @@ MIGRATIONS.append((11, "destinations: no per-message in-flight state", """
 -- it has neither an answer nor an error), so sending costs no UPDATE per message. Only pending rows are indexed
 -- (delivered and filtered ones leave the index with their last UPDATE), in id order with their due time: a round
 -- reads the oldest due rows and stops at its page, instead of joining and sorting every due row first.
-UPDATE outbox SET status = 'pending' WHERE status = 'inflight';
+-- round_id (the first request of the round that committed it): after a crash, each request of the round counts an
+-- attempt for the messages it carries, answered or not, as the round itself would have counted them.
+ALTER TABLE delivery_requests ADD COLUMN round_id INTEGER;
+UPDATE delivery_requests SET round_id = id;
+-- In flight before: attempts already counted every request of the round. The open ones count again when resumed.
+UPDATE outbox SET status = 'pending', attempts = attempts - (SELECT count(*) FROM delivery_requests r,
+    json_each(r.request, '$.events') j WHERE r.status IS NULL AND r.error IS NULL AND j.value = outbox.id)
+    WHERE status = 'inflight';
 DROP INDEX outbox_due;
 DROP INDEX outbox_inflight;
-ALTER TABLE outbox DROP COLUMN inflight_request;
+-- outbox.inflight_request is left unused rather than dropped: DROP COLUMN needs SQLite 3.35.
 CREATE INDEX outbox_pending ON outbox(destination, id, next_attempt_at) WHERE status = 'pending';
 CREATE INDEX delivery_requests_open ON delivery_requests(id) WHERE status IS NULL AND error IS NULL;
 """))

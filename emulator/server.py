@@ -33,9 +33,8 @@ class Servers:
             served.server.trigger.pull_trigger(lambda m=served.server._map: wasyncore.close_all(m))
         for served in self.apps.values():
             served.thread.join(timeout)
-            if served.thread.is_alive():  # the loop did not wake: close from here
-                wasyncore.close_all(served.server._map)
-                served.thread.join(timeout)
+            wasyncore.close_all(served.server._map)  # a no-op once the loop closed them; else (no loop) from here
+            served.thread.join(timeout)
         self.apps.clear()
 
 

@@ -232,3 +232,9 @@ def test_debugger_pages_interleave_dropped_and_accepted_messages_newest_first(sa
                      [("dropped", None), ("accepted", "A0")]]
     assert [e["event"] for e in sandbox.segment.debugger(user_id="u1")] == ["A4", None, "A0"]
     assert [e["event"] for e in sandbox.segment.debugger(status="accepted", limit=2)] == ["A4", "A2"]
+
+
+def test_debugger_filters_given_as_numbers_match_like_their_text(sandbox):
+    sandbox.segment.ingest([{"type": "track", "userId": "123", "event": "Kept"}, {"type": "track", "userId": "123"}])
+    assert [(e["status"], e["event"]) for e in sandbox.segment.debugger(user_id=123)] == [("dropped", None),
+                                                                                       ("accepted", "Kept")]

@@ -73,7 +73,8 @@ def _held(conn: "sqlite3.Connection", branch: tuple, filters: dict[str, Any], pa
     where, params = [], []
     for name, value in filters.items():
         if value is not None:
-            where.append(f"{columns[name]} {'<' if name == 'id' else '='} ?")
+            # `+` drops the column's text affinity: a number given through the Python API is compared as text
+            where.append(f"{columns[name]} < ?" if name == "id" else f"{columns[name]} = CAST(? AS TEXT)")
             params.append(value)
     if branch is _HELD_EVENTS:
         where.append(f"{_ACCEPTED_ID} >= p.visible_from")

@@ -133,11 +133,12 @@ def test_a_store_killed_mid_delivery_before_migration_11_delivers_its_in_flight_
             sb.flush()
         except KeyboardInterrupt:
             pass
-    with sqlite3.connect(path) as conn:  # as the pre-11 schema left it: rows 'inflight', naming their request
+    with sqlite3.connect(path) as conn:  # as the pre-11 code left it: rows 'inflight', their attempt counted
         conn.executescript(
             "DROP INDEX outbox_pending; DROP INDEX delivery_requests_open;"
-            " ALTER TABLE outbox ADD COLUMN inflight_request INTEGER;"
-            " UPDATE outbox SET status = 'inflight', inflight_request = (SELECT max(id) FROM delivery_requests);"
+            " ALTER TABLE delivery_requests DROP COLUMN round_id;"
+            " UPDATE outbox SET status = 'inflight', inflight_request = (SELECT max(id) FROM delivery_requests),"
+            "  attempts = attempts + 1, first_attempt_at = '2026-01-01T00:00:00.000Z';"
             " CREATE INDEX outbox_due ON outbox(destination, status, next_attempt_at, id);"
             " CREATE INDEX outbox_inflight ON outbox(inflight_request) WHERE status = 'inflight';"
             " DELETE FROM schema_version WHERE version = 11;")
@@ -147,6 +148,27 @@ def test_a_store_killed_mid_delivery_before_migration_11_delivers_its_in_flight_
         sb.flush()
         assert sb.outbox.summary() == {"braze": {"delivered": 3}}
         assert {e["name"]: e["count"] for e in sb.braze.user(external_id="u1")["custom_events"]} == {"Durable": 3}
+        assert {d["attempt_count"] for d in sb.segment.deliveries()} == {1}  # the attempt in flight, counted once
+
+
+def _dies_after_settling(sb, path, step):
+    """Run `step(sb)` in a process that 'dies' right after the answer to the first call to `path` is settled."""
+    settle = sb.outbox._apply
+
+    def dies(destination, request_id, stored, *args, **kwargs):
+        settle(destination, request_id, stored, *args, **kwargs)
+        if stored["request"]["path"] == path:
+            raise KeyboardInterrupt(f"killed right after the answer to {path} was settled")
+
+    sb.outbox._apply = dies
+    try:
+        step(sb)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError(f"no call to {path} was settled")
+    finally:
+        sb.outbox._apply = settle
 
 
 def test_a_batch_stopped_by_a_failed_call_stays_stopped_when_the_process_dies_right_after_the_failure():
@@ -154,19 +176,7 @@ def test_a_batch_stopped_by_a_failed_call_stays_stopped_when_the_process_dies_ri
         sb.segment.ingest([{"type": "identify", "userId": "u1", "traits": {"email": "u1@example.com"}}])
         sb.flush()  # u1 exists in Braze
         sb.faults.add(app="braze", path="/partners/segment/cohorts", status=503, count=1)
-        settle = sb.outbox._apply
-
-        def dies_after_settling(destination, *args, **kwargs):
-            settle(destination, *args, **kwargs)
-            if destination.name == "braze_cohorts":
-                raise KeyboardInterrupt("killed right after the failed create call was settled")
-
-        sb.outbox._apply = dies_after_settling
-        try:
-            become_dormant(sb)
-        except KeyboardInterrupt:
-            pass
-        sb.outbox._apply = settle
+        _dies_after_settling(sb, "/partners/segment/cohorts", become_dormant)
         sb.flush()  # the restart: the users call was stopped with its batch, it is not sent on its own
         assert sb.journal.search(app="braze", path="/partners/segment/cohorts/users") == []
         assert sb.segment.deliveries(destination="braze_cohorts")[0]["outcome"] == "retrying"
@@ -197,3 +207,18 @@ def test_a_reset_waits_for_the_call_in_flight_only_not_for_the_rest_of_the_round
     assert sent == ["/users/track"]  # the three calls after it were never sent
     assert sandbox.segment.events() == [] and sandbox.outbox.summary() == {}
     assert sandbox.braze.users_count() == 0
+
+
+def test_a_round_broken_off_between_two_calls_of_a_message_keeps_its_attempt_count_and_first_attempt_time():
+    with sandbox_for({"braze_cohorts": True}, braze_enabled=False) as sb:
+        sb.braze.track(attributes=[{"external_id": "u1"}])  # u1 exists in Braze
+        started = sb.clock.now()
+        _dies_after_settling(sb, "/partners/segment/cohorts", become_dormant)  # before the users call
+        sb.clock.advance("1h")  # the restart comes later
+        sb.faults.add(app="braze", path="/partners/segment/cohorts/users", status=500, count=1)
+        sb.flush()
+        [trace] = sb.segment.deliveries(destination="braze_cohorts")
+        # as an unbroken round counts it: two calls carried the message (create, then users)
+        assert trace["attempt_count"] == 2 and trace["outcome"] == "retrying"
+        first_attempt = sb.store.query("SELECT first_attempt_at FROM outbox WHERE destination = 'braze_cohorts'")
+        assert first_attempt == [{"first_attempt_at": started.isoformat(timespec="milliseconds").replace("+00:00", "Z")}]

@@ -304,11 +304,15 @@ class Outbox:
                 self._finish(settle, ids[index], by_id[ids[index]], "delivered", 200, None,
                              "nothing to send for this event", at, None, counts)
             settle.write()
+            round_id = None
             for planned in plan.requests:  # committed before any is sent: the open requests are what is in flight
                 stored = _stored_request(planned, ids)  # once: stored here, sent below
                 request_id = conn.execute(
-                    "INSERT INTO delivery_requests (destination, action, started_at, request) VALUES (?,?,?,?)",
-                    (destination.name, planned.action, at, json.dumps(stored))).lastrowid
+                    "INSERT INTO delivery_requests (destination, action, started_at, request, round_id)"
+                    " VALUES (?,?,?,?,?)", (destination.name, planned.action, at, json.dumps(stored), round_id)).lastrowid
+                if round_id is None:
+                    round_id = request_id
+                    conn.execute("UPDATE delivery_requests SET round_id = id WHERE id = ?", (request_id,))
                 requests.append((request_id, planned, stored))
         calls = _Calls({request_id: stored["events"] for request_id, _, stored in requests})
         last_request = {ids[i]: request_id for request_id, planned, _ in requests for i in planned.events}
@@ -440,8 +444,10 @@ class Outbox:
     def _resume_inflight(self, counts: dict) -> None:
         """Requests committed but never answered (the process died, or a round broke off): send them again as they
         were, in order (a cohort is created before its users call); a message is settled by its last one."""
-        open_requests = self.sandbox.store.query(
-            "SELECT id, destination, request FROM delivery_requests WHERE status IS NULL AND error IS NULL ORDER BY id")
+        store = self.sandbox.store
+        open_requests = store.query(
+            "SELECT id, destination, request, round_id FROM delivery_requests WHERE status IS NULL AND error IS NULL"
+            " ORDER BY id")
         if not open_requests:
             return
         destinations = self.destinations
@@ -449,16 +455,25 @@ class Outbox:
         resumed = [(row["id"], destinations[row["destination"]], json.loads(row["request"])) for row in open_requests
                    if row["destination"] in destinations]
         last_request = {oid: request_id for request_id, _, request in resumed for oid in request["events"]}
-        carried: dict[int, int] = {}  # requests carrying each message: an attempt each, as in a round
-        for _, _, request in resumed:
-            for oid in dict.fromkeys(request["events"]):
-                carried[oid] = carried.get(oid, 0) + 1
-        at = iso(self.sandbox.clock.now())
-        read = {r["id"]: r for r in self.sandbox.store.query(
+        # Attempts as the broken-off rounds counted them: each of their requests carrying a message, answered ones
+        # included, up to the last one still open; the first attempt, when the message had none, at their start.
+        last_open = {}
+        for row in open_requests:
+            last_open[row["round_id"]] = row["id"]
+        carried: dict[int, int] = {}
+        started: dict[int, str] = {}
+        for round_id, last_id in last_open.items():
+            for row in store.query("SELECT request, started_at FROM delivery_requests WHERE id BETWEEN ? AND ?"
+                                   " AND round_id = ?", (round_id, last_id, round_id)):
+                for oid in dict.fromkeys(json.loads(row["request"])["events"]):
+                    carried[oid] = carried.get(oid, 0) + 1
+                    started.setdefault(oid, row["started_at"])
+        read = {r["id"]: r for r in store.query(
             "SELECT id, attempts, first_attempt_at FROM outbox WHERE status = 'pending'"
-            " AND id IN (SELECT value FROM json_each(?))", (json.dumps(list(carried)),))}
-        batch = _Round(read, {oid: {"id": oid, "attempts": row["attempts"] + carried[oid],
-                                    "first_attempt_at": row["first_attempt_at"] or at} for oid, row in read.items()}, {})
+            " AND id IN (SELECT value FROM json_each(?))", (json.dumps(list(last_request)),))}
+        batch = _Round(read, {oid: {"id": oid, "attempts": row["attempts"] + carried.get(oid, 1),
+                                    "first_attempt_at": row["first_attempt_at"] or started.get(oid)}
+                              for oid, row in read.items()}, {})
         calls = _Calls({request_id: request["events"] for request_id, _, request in resumed})
         for request_id, destination, request in resumed:
             if self._pausing.is_set():
