@@ -60,8 +60,11 @@ def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody) -> Fla
         if request.path.startswith("/_emulator/"):
             return response  # the control plane does not fill the journal it serves
         body = g.pop("journal_body", None)
-        if body is None:
-            body = request.get_data(cache=True, as_text=True) if request.content_length else None
+        if body is None and request.content_length:
+            if request.content_length > (app.config["MAX_CONTENT_LENGTH"] or request.content_length):
+                body = f"[a body of {request.content_length:,} bytes, over the {app.config['MAX_CONTENT_LENGTH']:,} read]"
+            else:
+                body = request.get_data(cache=True, as_text=True)
         response_body = None if response.direct_passthrough else response.get_data(as_text=True)
         sandbox.journal.record(
             app=name, method=request.method, path=request.path, query=request.query_string.decode("latin-1"),
@@ -72,6 +75,10 @@ def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody) -> Fla
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
+        original = getattr(exc, "original_exception", None)
+        if status >= 500 and original is not None:  # an error Flask caught outside the view (an after_request hook)
+            sandbox.internal_errors.append(f"{request.method} {request.path}: " + "".join(
+                traceback.format_exception(type(original), original, original.__traceback__)))
         response = jsonify(error_body(status, exc.description or exc.name))
         if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]

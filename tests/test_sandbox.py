@@ -238,3 +238,14 @@ def test_debugger_filters_given_as_numbers_match_like_their_text(sandbox):
     sandbox.segment.ingest([{"type": "track", "userId": "123", "event": "Kept"}, {"type": "track", "userId": "123"}])
     assert [(e["status"], e["event"]) for e in sandbox.segment.debugger(user_id=123)] == [("dropped", None),
                                                                                        ("accepted", "Kept")]
+
+
+def test_an_emulator_error_outside_a_view_is_a_500_kept_for_the_pytest_plugin():
+    with Sandbox() as sb, sb.segment_client() as client:
+        def broken_record(**_entry):
+            raise RuntimeError("journal broke")
+
+        sb.journal.record = broken_record  # raised in the after_request hook, past the view's own error handling
+        response = client.post("/v1/track", json={"writeKey": "sandbox-write-key", "userId": "u1", "event": "E"})
+        assert response.status_code == 500
+        assert len(sb.internal_errors) == 1 and "journal broke" in sb.internal_errors[0]

@@ -5,6 +5,7 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..webapp import create_base_app
 from . import errors
@@ -44,16 +45,32 @@ def _read_body(kind: str) -> bytes:
     limit = limit_for(kind)
     if request.content_length is not None and request.content_length > limit and not _gzipped():
         raise errors.payload_too_large(request.content_length, limit)
-    raw = request.get_data(cache=True)
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:  # compressed, and still past what the app reads at all: past any limit
+        raise errors.payload_too_large(request.content_length or limit + 1, limit) from None
     if _gzipped():
+        raw = _gunzip(raw, limit)
+    return raw
+
+
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    """Every member of a gzip body (RFC 1952 allows several, as Go's reader does), at most `limit` + 1 bytes of it;
+    a truncated member or bytes after the last one are not valid gzip."""
+    out, rest = bytearray(), raw
+    while True:
         decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            raw = decompressor.decompress(raw, limit + 1)
+            out += decompressor.decompress(rest, limit + 1 - len(out))
         except zlib.error:
             raise errors.invalid_request("Content-Encoding is gzip but the body is not valid gzip") from None
-        if len(raw) > limit or decompressor.unconsumed_tail:
-            raise errors.payload_too_large(max(len(raw), limit + 1), limit)
-    return raw
+        if len(out) > limit or decompressor.unconsumed_tail:
+            raise errors.payload_too_large(max(len(out), limit + 1), limit)
+        if not decompressor.eof:
+            raise errors.invalid_request("Content-Encoding is gzip but the body is not valid gzip (it is cut short)")
+        rest = decompressor.unused_data
+        if not rest:
+            return bytes(out)
 
 
 def _gzipped() -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -59,6 +60,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number past a double's range (1e400) is refused, as Segment's Go parser does, not read as infinity."""
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 def parse_body(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
@@ -67,7 +76,7 @@ def parse_body(raw: bytes) -> Any:
     if not text.strip():
         raise errors.invalid_json("empty body")
     try:
-        return jsonbody.loads(text, parse_constant=_reject_constant)
+        return jsonbody.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise errors.invalid_json(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except (ValueError, RecursionError) as exc:

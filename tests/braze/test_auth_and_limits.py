@@ -39,6 +39,12 @@ def test_unknown_path_is_404_not_found(braze):
     assert (response.status_code, response.json()) == (404, {"message": "Not Found"})
 
 
+def test_a_body_past_what_the_app_reads_is_413_payload_too_large_not_an_emulator_error(braze, sandbox):
+    response = braze.post("/users/track", content=b" " * (17 * 1024 * 1024), headers={"Content-Type": "application/json"})
+    assert (response.status_code, response.json()) == (413, {"message": "Payload Too Large"})
+    assert sandbox.internal_errors == []
+
+
 def test_non_json_body_is_400(braze):
     response = braze.post("/users/track", content=b"{'single': 'quotes'}")
     assert response.status_code == 400 and response.json()["message"].startswith("Invalid JSON")

@@ -277,3 +277,17 @@ def test_an_ecommerce_error_at_a_refused_payloads_position_is_read_onto_it():
         refused = only_delivery(sb, message_id="refused")
         assert (refused["outcome"], refused["error"]) == ("discarded", "read onto the refused one")
         assert only_delivery(sb, message_id="sent")["outcome"] == "delivered"
+
+
+def test_an_event_the_emulator_cannot_map_is_discarded_alone_and_reported_without_holding_up_the_others():
+    deep: object = 1
+    for _ in range(600):  # accepted (the parser takes ~990 levels), too deep for the mapping's recursion
+        deep = [deep]
+    with Sandbox() as sb:
+        sb.segment.ingest([{"type": "track", "userId": "u1", "event": "Deep", "properties": {"x": deep}},
+                           {"type": "track", "userId": "u1", "event": "Plain"}])
+        sb.flush()
+        assert {e["name"] for e in sb.braze.user(external_id="u1")["custom_events"]} == {"Plain"}
+        outcomes = {d["event"]["event"]: (d["outcome"], d["error_code"]) for d in sb.segment.deliveries()}
+        assert outcomes == {"Plain": ("delivered", None), "Deep": ("discarded", "errors.discarded.emulator")}
+        assert len(sb.internal_errors) == 1 and "RecursionError" in sb.internal_errors[0]

@@ -119,10 +119,23 @@ def test_gzip_bodies_are_decompressed(segment, sandbox):
     assert only_entry(sandbox)["userId"] == "u9"
 
 
-def test_corrupt_gzip_is_a_400(segment):
-    response = segment.post("/v1/batch", content=b"not gzip", headers={"Content-Encoding": "gzip"})
+@pytest.mark.parametrize("cut", [lambda gz: b"not gzip", lambda gz: gz[:-4], lambda gz: gz + b"trailing bytes"],
+                         ids=["not gzip", "cut short", "bytes after the last member"])
+def test_corrupt_gzip_is_a_400(segment, sandbox, cut):
+    body = gzip.compress(json.dumps({"writeKey": KEY, "batch": [{"type": "identify", "userId": "u9"}]}).encode())
+    response = segment.post("/v1/batch", content=cut(body), headers={"Content-Encoding": "gzip"})
     assert response.status_code == 400
     assert "gzip" in response.json()["message"]
+    assert sandbox.segment.debugger() == []
+
+
+def test_a_gzip_body_of_several_members_is_read_whole(segment, sandbox):
+    # RFC 1952 allows concatenated members (`cat a.gz b.gz`), and Segment's Go reader reads them all
+    text = json.dumps({"writeKey": KEY, "batch": [{"type": "identify", "userId": "u9"}]}).encode()
+    body = gzip.compress(text[:20]) + gzip.compress(text[20:])
+    response = segment.post("/v1/batch", content=body, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert only_entry(sandbox)["userId"] == "u9"
 
 
 def test_get_on_a_tracking_path_is_405_and_unknown_paths_404(segment):
@@ -140,6 +153,7 @@ def test_get_on_a_tracking_path_is_405_and_unknown_paths_404(segment):
     (b"", "empty body"),
     (b"\xff\xfe\x00", "UTF-8"),
     (b'{"userId": NaN}', "NaN"),
+    (b'{"userId": "u1", "event": "E", "properties": {"x": 1e400}}', "1e400 is out of range"),
 ])
 def test_malformed_json_is_a_400_naming_the_problem(segment, sandbox, content, fragment):
     response = segment.post("/v1/track", content=content, headers={"Content-Type": "application/json"})
@@ -171,6 +185,16 @@ def test_a_single_call_over_32kb_is_a_400_exceed_payload_limit(segment, sandbox)
     assert response.status_code == 400
     assert response.json()["message"].startswith("Exceed payload limit")
     assert sandbox.segment.debugger() == []
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+def test_a_body_past_what_the_app_reads_at_all_is_still_a_400_exceed_payload_limit(segment, sandbox, encoding):
+    headers = {"Content-Type": "application/json", **({"Content-Encoding": encoding} if encoding else {})}
+    response = segment.post("/v1/batch", content=b" " * (17 * 1024 * 1024), headers=headers)
+    assert response.status_code == 400
+    assert response.json()["message"].startswith("Exceed payload limit")
+    assert sandbox.internal_errors == []
+    assert "over the" in sandbox.journal.search(app="segment")[0]["request_body"]
 
 
 def test_a_batch_over_500kb_is_a_400(segment):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 INTEGRATION_NAMES = {"braze": ("Braze Cloud Mode (Actions)", "Braze"), "braze_cohorts": ("Braze Cohorts",)}
 PLAN_ROWS = 750  # rows planned at once: ten full Braze batches
 NOT_SENT = "not sent: an earlier call of the batch failed"
+EMULATOR_LIMIT = "EMULATOR_LIMIT"  # a refusal's code when the emulator itself could not map the event
 RETRYABLE = {408, 429} | set(range(500, 600))
 NOT_RETRIED_5XX = {501, 505}  # Segment's clients give up on these (segment-api.md §1.6); its pipeline likewise
 
@@ -64,19 +66,8 @@ class Destination:
             by_audience.setdefault(self.settings.get("personas_audience_key", key), []).append(index)
         merged = Plan(requests=[], refusals={})
         for key, indexes in by_audience.items():
-            part = braze_cohorts.build_requests([events[i] for i in indexes],
-                                                {**self.settings, "personas_audience_key": key}, known_cohorts)
-            remap = indexes.__getitem__
-            for request in part.requests:
-                request.events = [remap(i) for i in request.events]
-                request.sources = [remap(i) for i in request.sources]
-                request.batch_events = [remap(i) for i in request.batch_events]
-                request.batch_members = [remap(i) for i in request.batch_members]
-                merged.requests.append(request)
-            merged.refusals.update({remap(i): r for i, r in part.refusals.items()})
-            merged.filtered.extend(remap(i) for i in part.filtered)
-            merged.skipped.extend(remap(i) for i in part.skipped)
-            merged.created_cohorts |= part.created_cohorts
+            _merge_into(merged, indexes, braze_cohorts.build_requests(
+                [events[i] for i in indexes], {**self.settings, "personas_audience_key": key}, known_cohorts))
         return merged
 
     def read(self, planned: PlannedRequest, status: int, body: Any) -> list[EventOutcome]:
@@ -93,6 +84,21 @@ class Destination:
             if name in integrations:
                 return bool(integrations[name])
         return integrations.get("All", True) is not False
+
+
+def _merge_into(merged: Plan, indexes: list[int], part: Plan) -> None:
+    """Add the plan of `indexes`' events to `merged`, its event indexes turned back into the whole batch's."""
+    remap = indexes.__getitem__
+    for request in part.requests:
+        request.events = [remap(i) for i in request.events]
+        request.sources = [remap(i) for i in request.sources]
+        request.batch_events = [remap(i) for i in request.batch_events]
+        request.batch_members = [remap(i) for i in request.batch_members]
+        merged.requests.append(request)
+    merged.refusals.update({remap(i): r for i, r in part.refusals.items()})
+    merged.filtered.extend(remap(i) for i in part.filtered)
+    merged.skipped.extend(remap(i) for i in part.skipped)
+    merged.created_cohorts |= part.created_cohorts
 
 
 def configured_destinations(config: dict) -> dict[str, Destination]:
@@ -282,7 +288,7 @@ class Outbox:
         ids = [r["id"] for r in rows]
         events = [_strip(json.loads(r["message"])) for r in rows]
         by_id = {r["id"]: r for r in rows}
-        plan = destination.plan(events, self._known_cohorts(destination))
+        plan = self._plan(destination, events, self._known_cohorts(destination))
         at = iso(now)
         requests: list[tuple[int, PlannedRequest, dict]] = []  # (request id, plan, as stored)
         # A refusal inside a batch waits for the batch's answer: if its call throws, Segment fails it with the batch.
@@ -296,7 +302,7 @@ class Outbox:
                     deferred[ids[index]] = refusal
                     continue
                 self._finish(settle, ids[index], by_id[ids[index]], "discarded", refusal.status,
-                             f"errors.discarded.{refusal.status}", refusal.message, at, None, counts)
+                             _refusal_code(refusal), refusal.message, at, None, counts)
             for index in plan.filtered:
                 self._finish(settle, ids[index], by_id[ids[index]], "filtered", None, None,
                              "no mapping of this destination subscribes to the event", at, None, counts)
@@ -334,7 +340,7 @@ class Outbox:
             with store.transaction() as conn, _Settlements(conn) as settle:
                 for oid, refusal in batch.deferred.items():
                     self._finish(settle, oid, by_id[oid], "discarded", refusal.status,
-                                 f"errors.discarded.{refusal.status}", refusal.message, iso(now), None, counts)
+                                 _refusal_code(refusal), refusal.message, iso(now), None, counts)
         self._remember_cohorts(destination, plan, requests)
         retry_now = any(r.status == 429 for r in plan.refusals.values())  # "retried in another batch"
         # Only such refusals and nothing sent: planning again would loop, so stop here.
@@ -342,6 +348,31 @@ class Outbox:
             return False
         # Another round only when this one may have left due rows: a full page, or refusals to plan again.
         return len(rows) >= PLAN_ROWS or retry_now
+
+    def _plan(self, destination: Destination, events: list[dict], known_cohorts: set[str]) -> Plan:
+        """The destination's plan for the events. An event the emulator cannot map (an error of ours, e.g. a message
+        nested too deeply for Python's recursion limit) must not hold up the others: it is found by planning each
+        event alone, refused with the error (recorded as an internal error too), and the rest planned together."""
+        try:
+            return destination.plan(events, set(known_cohorts))
+        except Exception:  # noqa: BLE001 - isolated below, and surfaced
+            pass
+        failing: dict[int, DestinationRefusal] = {}
+        for index, event in enumerate(events):
+            try:
+                destination.plan([event], set(known_cohorts))
+            except Exception as exc:  # noqa: BLE001
+                self.sandbox.internal_errors.append(
+                    f"delivery to {destination.name}: mapping {event.get('messageId')!r} failed: "
+                    + traceback.format_exc(limit=-5))
+                failing[index] = DestinationRefusal(
+                    f"the emulator could not map this event ({type(exc).__name__}: {str(exc)[:200]})", 500,
+                    EMULATOR_LIMIT)
+        rest = [i for i in range(len(events)) if i not in failing]
+        plan = Plan(requests=[], refusals=dict(failing))
+        if rest:
+            _merge_into(plan, rest, destination.plan([events[i] for i in rest], known_cohorts))
+        return plan
 
     def _send(self, destination: Destination, request_id: int, stored: dict, calls: _Calls, counts: dict,
               final_for: set[int], batch: _Round) -> None:
@@ -551,6 +582,11 @@ class Outbox:
 
     def close(self) -> None:
         self.transport.close()
+
+
+def _refusal_code(refusal: DestinationRefusal) -> str:
+    """Segment's code for a refusal before sending; one the emulator made (it could not map the event) says so."""
+    return "errors.discarded.emulator" if refusal.code == EMULATOR_LIMIT else f"errors.discarded.{refusal.status}"
 
 
 def _strip(message: dict) -> dict:
