@@ -145,7 +145,9 @@ class Sandbox:
     def reset(self) -> None:
         """Empty all data and queued work, keep the configuration; a manual clock goes back to its start. A delivery
         under way (a served sandbox's worker) finishes its round first: nothing sent for the old data lands after."""
-        with self.outbox.paused():
+        with self.outbox.paused(), self.store.lock:
+            # journal entries not written yet are the old data's too: dropped with it, with no gap for a write
+            self.journal.reset()
             self.store.reset()
             self.clock.rewind_to_start()
             self.ids.reseed(self._id_seed)

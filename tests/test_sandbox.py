@@ -249,3 +249,31 @@ def test_an_emulator_error_outside_a_view_is_a_500_kept_for_the_pytest_plugin():
         response = client.post("/v1/track", json={"writeKey": "sandbox-write-key", "userId": "u1", "event": "E"})
         assert response.status_code == 500
         assert len(sb.internal_errors) == 1 and "journal broke" in sb.internal_errors[0]
+
+
+def test_a_journal_write_in_the_middle_of_a_reset_brings_back_nothing_from_before_it():
+    with Sandbox() as sb, sb.segment_client() as client:
+        client.post("/v1/track", json={"writeKey": "sandbox-write-key", "userId": "u1", "event": "Before"})
+        reset_store = sb.store.reset
+
+        def reset_then_a_waiting_write_gets_the_lock():
+            reset_store()
+            sb.journal.write()  # a request thread's write, next in line for the store lock
+
+        sb.store.reset = reset_then_a_waiting_write_gets_the_lock
+        sb.reset()
+        assert sb.journal.search() == []
+
+
+def test_a_reset_clears_the_braze_rate_limit_counts_only_between_two_counts():
+    import threading
+
+    with Sandbox() as sb:
+        auth = sb.braze.auth
+        with auth._windows_lock:  # a count being taken
+            resetting = threading.Thread(target=sb.reset)
+            resetting.start()
+            resetting.join(0.2)
+            assert resetting.is_alive()  # waits for the count, does not clear under it
+        resetting.join(10)
+        assert not resetting.is_alive() and auth._windows == {}

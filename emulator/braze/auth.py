@@ -100,7 +100,11 @@ class Auth:
         self.sandbox = sandbox
         self._windows: dict[str, tuple[float, int]] = {}  # bucket -> (window start, requests counted)
         self._windows_lock = threading.Lock()
-        sandbox.on_reset(self._windows.clear)
+        sandbox.on_reset(self._forget_windows)
+
+    def _forget_windows(self) -> None:
+        with self._windows_lock:  # a count being taken now is not written back over the reset
+            self._windows.clear()
 
     # --- keys -----------------------------------------------------------------------------------
     def permissions(self, key: str | None) -> set[str] | None:

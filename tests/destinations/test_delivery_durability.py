@@ -197,7 +197,7 @@ def test_a_reset_waits_for_the_call_in_flight_only_not_for_the_rest_of_the_round
         if not resetter:  # a reset arrives while the first call is in flight
             resetter.append(threading.Thread(target=sandbox.reset))
             resetter[0].start()
-            while not sandbox.outbox._pausing.is_set():
+            while not sandbox.outbox._pausing():
                 threading.Event().wait(0.001)
         return real(*args, **kwargs)
 

@@ -96,6 +96,30 @@ def test_the_same_key_twice_is_refused(api):
     assert again.status_code == 400 and again.json()["errors"][0]["field"] == "key"
 
 
+def test_the_same_key_sent_by_several_requests_at_once_is_created_once(sandbox):
+    import threading
+
+    body = {"name": "Big Spenders", "audienceType": "USERS", "definition": {"query": "event('A').count() >= 1"}}
+    for attempt in range(10):
+        body["name"] = f"Big Spenders {attempt}"
+        statuses: list[int] = []
+        start = threading.Barrier(4)
+
+        def create() -> None:
+            with sandbox.segment_client() as client:
+                client.headers.update(TOKEN)
+                start.wait()
+                statuses.append(client.post(f"{BASE}/audiences", json=body).status_code)
+
+        threads = [threading.Thread(target=create) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert sorted(statuses) == [200, 400, 400, 400]
+    assert len(sandbox.engage.computations.definitions.all()) == 10
+
+
 def test_editing_cannot_turn_a_realtime_audience_into_a_batch_one(api):
     made = api.post(f"{BASE}/audiences", json={"name": "x", "audienceType": "USERS",
                                                "definition": {"query": "event('A').count() >= 1"}}).json()

@@ -174,7 +174,8 @@ class Outbox:
         self.sandbox = sandbox
         self.transport = Transport(sandbox)
         self._deliver_lock = threading.Lock()
-        self._pausing = threading.Event()
+        self._pause_requests = 0  # resets waiting for, or holding, the delivery lock
+        self._pause_count_lock = threading.Lock()
         self._destinations: dict[str, Destination] | None = None
         sandbox.on_configure(self._forget_destinations)
         sandbox.segment.tracking.listeners.append(self._on_accept)
@@ -256,12 +257,25 @@ class Outbox:
         """No delivery runs while the caller holds this: one in progress stops after the call it is making (answered
         and settled first; the calls it has not sent stay open, as after a crash). A reset holds it, so nothing
         planned before it reaches Braze after it."""
-        self._pausing.set()
+        with self._pause_count_lock:
+            self._pause_requests += 1
         try:
-            with self._deliver_lock:
-                yield
+            self._deliver_lock.acquire()
+        except BaseException:
+            self._unpause()
+            raise
+        try:
+            yield
         finally:
-            self._pausing.clear()
+            self._unpause()  # before the lock goes: a flush waiting behind the reset then delivers
+            self._deliver_lock.release()
+
+    def _unpause(self) -> None:
+        with self._pause_count_lock:
+            self._pause_requests -= 1
+
+    def _pausing(self) -> bool:
+        return self._pause_requests > 0
 
     def deliver_due(self, stop: threading.Event | None = None) -> dict:
         """Send everything due now; returns counts (and `progressed` for `Sandbox.flush`). `stop`: a background
@@ -270,7 +284,7 @@ class Outbox:
         with self._deliver_lock:
             self._resume_inflight(counts)
             for destination in self.destinations.values():
-                while not (self._pausing.is_set() or (stop is not None and stop.is_set())) \
+                while not (self._pausing() or (stop is not None and stop.is_set())) \
                         and self._deliver_round(destination, counts):
                     pass
         counts["progressed"] = bool(counts["delivered"] or counts["discarded"])
@@ -331,7 +345,7 @@ class Outbox:
                           "first_attempt_at": by_id[oid]["first_attempt_at"] or at} for oid, n in sent_in.items()}
         batch = _Round(by_id, inflight, deferred)
         for request_id, _, stored in requests:
-            if self._pausing.is_set():
+            if self._pausing():
                 # a reset is waiting: the calls not sent yet stay open (resumed later, or emptied by the reset)
                 return False
             final_for = {outbox_id for outbox_id, rid in last_request.items() if rid == request_id}
@@ -507,7 +521,7 @@ class Outbox:
                               for oid, row in read.items()}, {})
         calls = _Calls({request_id: request["events"] for request_id, _, request in resumed})
         for request_id, destination, request in resumed:
-            if self._pausing.is_set():
+            if self._pausing():
                 return
             final_for = {oid for oid in request["events"] if last_request[oid] == request_id}
             self._send(destination, request_id, request, calls, counts, final_for, batch)

@@ -138,19 +138,20 @@ class Computations:
                external_id_types: Iterable[str] | None = None, batch: bool = False,
                destinations: dict | None = None, origin: str = "api") -> Definition:
         """Define an audience (`kind="audience"`) or computed trait (`kind="trait"`) and run its first sync."""
-        if self.definitions.by_key(kind, key) is not None:
-            raise DefinitionError(f"a {'computed trait' if kind == TRAIT else 'audience'} with key {key!r} exists "
-                                  "already (Segment: avoid using the same key twice)", "key")
-        entry = {"key": key, "query": query, "name": name or key, "enabled": enabled, "backfill": backfill,
-                 "include_anonymous": include_anonymous, "batch": batch, "destinations": destinations}
-        if description is not None:
-            entry["description"] = description
-        if external_id_types is not None:
-            entry["external_id_types"] = list(external_id_types)
-        definition = from_config(entry, kind, self.space_id)
-        definition = replace(definition, id=self.sandbox.ids.token(definition.id[:4]), origin=origin)
-        self._check_destinations(definition.connections)
-        return self._create(definition)
+        with self.sandbox.store.transaction():  # the key check and the insert as one step (two requests at once)
+            if self.definitions.by_key(kind, key) is not None:
+                raise DefinitionError(f"a {'computed trait' if kind == TRAIT else 'audience'} with key {key!r} "
+                                      "exists already (Segment: avoid using the same key twice)", "key")
+            entry = {"key": key, "query": query, "name": name or key, "enabled": enabled, "backfill": backfill,
+                     "include_anonymous": include_anonymous, "batch": batch, "destinations": destinations}
+            if description is not None:
+                entry["description"] = description
+            if external_id_types is not None:
+                entry["external_id_types"] = list(external_id_types)
+            definition = from_config(entry, kind, self.space_id)
+            definition = replace(definition, id=self.sandbox.ids.token(definition.id[:4]), origin=origin)
+            self._check_destinations(definition.connections)
+            return self._create(definition)
 
     def update(self, definition_id: str, **changes: Any) -> Definition:
         """Change name, description, enabled, query, backfill/anonymous options or destinations."""
