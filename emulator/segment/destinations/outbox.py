@@ -176,20 +176,19 @@ class Outbox:
         self._deliver_lock = threading.Lock()
         self._pause_requests = 0  # resets waiting for, or holding, the delivery lock
         self._pause_count_lock = threading.Lock()
-        self._destinations: dict[str, Destination] | None = None
-        sandbox.on_configure(self._forget_destinations)
+        self._destinations: tuple[dict, dict[str, Destination]] | None = None
         sandbox.segment.tracking.listeners.append(self._on_accept)
         sandbox.add_flusher("outbox", self.deliver_due)
 
     # --- configuration ------------------------------------------------------------------------------------------
     @property
     def destinations(self) -> dict[str, Destination]:
-        if self._destinations is None:
-            self._destinations = configured_destinations(self.sandbox.config)
-        return self._destinations
-
-    def _forget_destinations(self, _config: dict) -> None:
-        self._destinations = None
+        # cached with the configuration they were read from: one replaced meanwhile is never cached as current
+        config = self.sandbox.config
+        cached = self._destinations
+        if cached is None or cached[0] is not config:
+            cached = self._destinations = (config, configured_destinations(config))
+        return cached[1]
 
     def _delivery_setting(self, key: str, default: str) -> timedelta:
         return parse_duration((self.sandbox.config["segment"].get("delivery") or {}).get(key, default))
