@@ -392,8 +392,9 @@ class _Compiler:
             sql = "(" + " OR ".join(f"({t} = 'text' AND instr({v}, {self.p(x)}) > 0)" for x in value) + ")"
             return sql if op == "contains_any_of" else _not(sql)
         if op in ("includes_value", "includes_any_of", "does_not_include_value", "includes_none_of"):
-            sql = (f"({t} = 'array' AND EXISTS (SELECT 1 FROM {each} WHERE value IN "
-                   f"({', '.join(self.p(x) for x in value)})))")
+            # JSON's true is 1 to SQLite: the element's type keeps true and 1 apart, as Braze's arrays do
+            members = " OR ".join(f"(type IN {_array_element_types(x)} AND value = {self.p(x)})" for x in value)
+            sql = f"({t} = 'array' AND EXISTS (SELECT 1 FROM {each} WHERE {members}))"
             return sql if op in ("includes_value", "includes_any_of") else _not(sql)
         if op in ("values_contain_any_of", "values_do_not_contain_any_of"):
             cond = " OR ".join(f"instr(value, {self.p(x)}) > 0" for x in value)
@@ -482,3 +483,12 @@ class Segments:
 
     def size(self, name: str) -> int:
         return len(self.members(name))
+
+
+def _array_element_types(value: Any) -> str:
+    """The json_each types an array element equal to `value` may have."""
+    if isinstance(value, bool):
+        return "('true', 'false')"
+    if isinstance(value, (int, float)):
+        return "('integer', 'real')"
+    return "('text')"

@@ -559,11 +559,15 @@ def parse_custom(key: str, value: Any, merge_objects: bool) -> tuple:
     return ("set", key, _custom_scalar(key, value))
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as Braze's array values are: true is not 1, false is not 0 (Python's == says they are)."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
 def _dedupe(items: list) -> list:
     out: list = []
     for item in items:
-        if item in out:
-            out.remove(item)  # adding an existing value moves it to the end
+        out = [kept for kept in out if not _same(kept, item)]  # adding an existing value moves it to the end
         out.append(item)
     return out
 
@@ -626,7 +630,7 @@ def apply_attribute_ops(profile: Profile, ops: list[tuple]) -> None:
         elif kind == "add_remove":
             current = list(custom.get(key)) if isinstance(custom.get(key), list) else []
             if op[3]:
-                current = [item for item in current if item not in op[3]]
+                current = [item for item in current if not any(_same(item, gone) for gone in op[3])]
             custom[key] = _dedupe(current + op[2])[-ARRAY_LIMIT:]
         elif kind == "object_array":
             current = [item for item in custom.get(key, []) if isinstance(item, dict)] \

@@ -182,6 +182,16 @@ def test_array_add_and_remove_behave_as_a_set(braze):
     assert user["custom_attributes"]["foods"] == ["hotdog", "taco"]
 
 
+def test_an_array_keeps_true_apart_from_1_and_false_apart_from_0(braze, sandbox):
+    assert attrs(braze, flags=[1, True, "1", False, 0])["custom_attributes"]["flags"] == [1, True, "1", False, 0]
+    user = attrs(braze, flags={"remove": [True, 0]})
+    assert user["custom_attributes"]["flags"] == [1, "1", False]
+    attrs(braze, external_id="u2", flags=[True])
+    members = sandbox.braze.segment_members(definition={
+        "name": "ones", "filters": [{"custom_attribute": "flags", "op": "includes_value", "value": 1}]})
+    assert [m["external_id"] for m in members] == ["u1"]
+
+
 def test_array_is_capped_at_25_dropping_the_oldest(braze):
     attrs(braze, items=[f"i{n}" for n in range(20)])
     user = attrs(braze, items={"add": [f"j{n}" for n in range(10)]})
