@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -34,9 +35,10 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="EMULATOR_HOST", help="Interface to listen on.")
-@click.option("--segment-port", default=8700, show_default=True, type=int, envvar="EMULATOR_SEGMENT_PORT",
-              help="Port of the Segment app (0 picks a free port).")
-@click.option("--braze-port", default=8701, show_default=True, type=int, envvar="EMULATOR_BRAZE_PORT",
+@click.option("--segment-port", default=8700, show_default=True, type=click.IntRange(0, 65535),
+              envvar="EMULATOR_SEGMENT_PORT", help="Port of the Segment app (0 picks a free port).")
+@click.option("--braze-port", default=8701, show_default=True, type=click.IntRange(0, 65535),
+              envvar="EMULATOR_BRAZE_PORT",
               help="Port of the Braze app (0 picks a free port).")
 @click.option("--db", "db_path", default=None, envvar="EMULATOR_DB", type=click.Path(dir_okay=False),
               help="SQLite file for a durable store (default: in memory).")
@@ -57,13 +59,15 @@ def serve(host: str, segment_port: int, braze_port: int, db_path: str | None, co
         sandbox = Sandbox(path=db_path, config=config_path, clock="manual" if manual_clock else "realtime", seed=seed)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    except sqlite3.Error as exc:  # not a directory we can write, or not an SQLite file
+        raise click.ClickException(f"cannot open the store {db_path}: {exc}") from None
     if control_token:
         sandbox.config["control_token"] = control_token
     try:
         urls = sandbox.serve(segment_port=segment_port, braze_port=braze_port, host=host)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: waitress on a host it cannot resolve
         sandbox.close()
-        raise click.ClickException(f"cannot listen: {exc}") from None
+        raise click.ClickException(f"cannot listen on {host}: {exc}") from None
 
     sandbox.start_worker()
     stop = threading.Event()

@@ -37,15 +37,18 @@ def _int_arg(name: str, default: int | None = None) -> int | None:
         raise ValueError(f"{name} must be an integer") from None
 
 
+def token_refusal(sandbox: "Sandbox") -> tuple[Response, int] | None:
+    """Every `/_emulator/` route of either app (the control blueprint and each app's inspection routes) needs the
+    control token when one is set."""
+    token = sandbox.config.get("control_token")
+    if token and request.path.startswith("/_emulator/") and not hmac.compare_digest(
+            request.headers.get("X-Emulator-Token", ""), token):
+        return _bad("the control API needs the X-Emulator-Token header (--control-token)", 401)
+    return None
+
+
 def create_control_blueprint(sandbox: "Sandbox", app_name: str) -> Blueprint:
     bp = Blueprint(f"control_{app_name}", __name__, url_prefix="/_emulator")
-
-    @bp.before_request
-    def _check_token() -> Any:
-        token = sandbox.config.get("control_token")
-        if token and not hmac.compare_digest(request.headers.get("X-Emulator-Token", ""), token):
-            return _bad("the control API needs the X-Emulator-Token header (--control-token)", 401)
-        return None
 
     @bp.errorhandler(ValueError)
     def _value_error(exc: ValueError) -> tuple[Response, int]:

@@ -3,8 +3,8 @@
 - `sandbox`: a fresh in-process Sandbox per test (in-memory store, manual clock).
 - `segment`, `braze`: httpx clients bound to it through the WSGI transport (no socket).
 - `sandbox_server`: a Sandbox served on real sockets (port 0), started once per session (per xdist worker)
-  and reset before each test; its `segment_url` and `braze_url` are for clients that need a URL. An
-  emulator-side 500 during the test fails the test with the server's traceback.
+  and reset before each test; its `segment_url` and `braze_url` are for clients that need a URL.
+- With either, an emulator-side 500 during the test fails that test, with the server's traceback.
 """
 from __future__ import annotations
 
@@ -52,6 +52,18 @@ def sandbox_server(_emulator_session_server: Sandbox) -> Iterator[Sandbox]:
     sb.reset()
     yield sb
     _raise_internal_errors(sb)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """An emulator 500 during a test that otherwise passed fails that test itself (not only its teardown)."""
+    result = yield
+    funcargs = getattr(item, "funcargs", {})
+    for name in ("sandbox", "_emulator_session_server"):
+        sb = funcargs.get(name)
+        if isinstance(sb, Sandbox):
+            _raise_internal_errors(sb)
+    return result
 
 
 def _raise_internal_errors(sb: Sandbox) -> None:

@@ -157,8 +157,14 @@ class Sandbox:
                 hook()
 
     def configure(self, config: dict | str | Path | None) -> None:
-        """Replace the configuration (validated first), keeping the data."""
+        """Replace the configuration (validated first), keeping the data. The seed and the control token, set when
+        the sandbox started (`--seed`, `--control-token`), stay unless the new configuration names them: a PUT of
+        a configuration must not drop the token that guards the control API."""
         new = load_config(config)
+        given = set(config) if isinstance(config, dict) else set(_yaml_keys(config)) if config is not None else set()
+        for key in ("seed", "control_token"):
+            if key not in given:
+                new[key] = self.config.get(key)
         self.config = new
         for hook in self._configure_hooks:
             hook(new)
@@ -233,3 +239,11 @@ class Sandbox:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _yaml_keys(path: str | Path) -> list[str]:
+    """The top-level keys of a YAML configuration file (load_config has read and validated it already)."""
+    import yaml
+
+    loaded = yaml.safe_load(Path(path).read_text()) or {}
+    return list(loaded) if isinstance(loaded, dict) else []

@@ -30,7 +30,7 @@ class _JSONProvider(DefaultJSONProvider):
 
 def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody) -> Flask:
     """A Flask app for one emulated service: journals every request, answers errors in the service's shape."""
-    from .control import create_control_blueprint
+    from .control import create_control_blueprint, token_refusal
 
     app = Flask(f"emulator.{name}")
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
@@ -38,6 +38,10 @@ def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody) -> Fla
     app.json.sort_keys = False
     app.extensions["sandbox"] = sandbox
     app.register_blueprint(create_control_blueprint(sandbox, name))
+
+    @app.before_request
+    def _control_token() -> tuple[Response, int] | None:
+        return token_refusal(sandbox)
 
     @app.before_request
     def _start_timer_and_inject_faults() -> Response | None:

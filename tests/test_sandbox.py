@@ -154,10 +154,25 @@ def test_flush_answers_its_counts(segment):
     assert segment.post("/_emulator/flush").json() == {"delivered": 0, "retried": 0, "discarded": 0, "dropped": 0}
 
 
-def test_the_control_token_protects_the_control_api():
-    with Sandbox(config={"control_token": "s3cret"}) as sb, sb.segment_client() as client:
+@pytest.mark.parametrize("app, path", [
+    ("segment", "/_emulator/health"), ("segment", "/_emulator/requests"), ("segment", "/_emulator/segment/debugger"),
+    ("segment", "/_emulator/segment/deliveries"), ("segment", "/_emulator/segment/engage/debugger"),
+    ("braze", "/_emulator/health"), ("braze", "/_emulator/braze/segments"), ("braze", "/_emulator/braze/cohorts"),
+])
+def test_the_control_token_protects_every_control_and_inspection_route(app, path):
+    with Sandbox(config={"control_token": "s3cret"}) as sb, getattr(sb, f"{app}_client")() as client:
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers={"X-Emulator-Token": "s3cret"}).status_code == 200
+
+
+def test_a_configuration_put_keeps_the_control_token_and_seed_it_does_not_name():
+    with Sandbox(config={"control_token": "s3cret"}, seed=7) as sb, sb.segment_client() as client:
+        token = {"X-Emulator-Token": "s3cret"}
+        assert client.put("/_emulator/config", json={"segment": {"strict": True}}, headers=token).status_code == 200
         assert client.get("/_emulator/health").status_code == 401
-        assert client.get("/_emulator/health", headers={"X-Emulator-Token": "s3cret"}).status_code == 200
+        assert sb.config["seed"] == 7 and sb.config["segment"]["strict"] is True
+        assert client.put("/_emulator/config", json={"control_token": None}, headers=token).status_code == 200
+        assert client.get("/_emulator/health").status_code == 200  # named: replaced
 
 
 def test_the_request_journal_records_both_apps_with_masked_credentials(sandbox):

@@ -5,6 +5,7 @@ import time
 import sys
 
 import httpx
+import pytest
 
 from emulator import Sandbox
 from support import start_server
@@ -69,6 +70,22 @@ def test_a_bad_config_file_is_refused_at_start_with_its_path(tmp_path):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode != 0
     assert "segment.strict" in result.stderr and str(config) in result.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--segment-port", "70000"], "70000 is not in the range"),
+    (["--host", "nosuchhost.invalid"], "cannot listen on nosuchhost.invalid"),
+    (["--db", "/nonexistent/dir/x.db"], "cannot open the store /nonexistent/dir/x.db"),
+    (["--db", "NOT_A_DB"], "file is not a database"),
+])
+def test_bad_flags_are_refused_with_a_message_not_a_traceback(tmp_path, args, expected):
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("not an SQLite file, " * 10)
+    args = [str(not_a_db) if a == "NOT_A_DB" else a for a in args]
+    result = subprocess.run([sys.executable, "-m", "emulator.cli", "serve", "--segment-port", "0", "--braze-port", "0",
+                             *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert expected in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_reset_while_the_worker_delivers_leaves_nothing_of_the_old_data_in_braze():

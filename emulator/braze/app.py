@@ -7,7 +7,6 @@ Views are thin: authenticate, count the request against its rate-limit bucket, p
 """
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING, Any, Callable
 
 from flask import Flask, Response, g, jsonify, request
@@ -126,14 +125,6 @@ def _control_routes(app: Flask, sandbox: "Sandbox") -> None:
 
     def bad(message: str, status: int = 400) -> tuple[Response, int]:
         return jsonify({"error": message}), status
-
-    @app.before_request
-    def _control_token() -> Any:
-        token = sandbox.config.get("control_token")
-        if token and request.path.startswith("/_emulator/braze/") and not hmac.compare_digest(
-                request.headers.get("X-Emulator-Token", ""), token):
-            return bad("the control API needs the X-Emulator-Token header (--control-token)", 401)
-        return None
 
     @app.route("/_emulator/braze/segments", methods=["GET", "POST"])
     def segments() -> Any:

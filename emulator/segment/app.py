@@ -139,9 +139,12 @@ def create_segment_app(sandbox: "Sandbox") -> Flask:
             limit = int(args.get("limit", 100))
         except ValueError:
             return jsonify({"error": "limit must be an integer"}), 400
-        entries = sandbox.segment.deliveries(destination=args.get("destination"),
-                                             message_id=args.get("messageId") or args.get("message_id"),
-                                             status=args.get("status") or args.get("outcome"), limit=limit)
+        try:
+            entries = sandbox.segment.deliveries(destination=args.get("destination"),
+                                                 message_id=args.get("messageId") or args.get("message_id"),
+                                                 status=args.get("status") or args.get("outcome"), limit=limit)
+        except ValueError as exc:
+            return jsonify({"error": str(exc)}), 400
         return jsonify({"deliveries": entries, "count": len(entries), "summary": sandbox.outbox.summary()})
 
     @app.errorhandler(404)

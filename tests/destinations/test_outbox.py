@@ -119,6 +119,17 @@ def test_400_from_braze_is_discarded_with_segments_error_code(sandbox):
     assert sandbox.flush()["delivered"] == 0  # never retried
 
 
+def test_the_trace_filters_by_outcome_with_emulator_md_s_failed_as_discarded_and_refuses_unknown_ones(sandbox):
+    sandbox.faults.add(app="braze", path="/users/track", status=400, count=1)
+    send(sandbox, {"type": "track", "userId": "u1", "event": "Clicked"})
+    sandbox.flush()
+    for status in ("failed", "discarded"):
+        assert [d["outcome"] for d in sandbox.segment.deliveries(status=status)] == ["discarded"]
+    assert sandbox.segment.deliveries(status="delivered") == []
+    response = sandbox.segment_client().get("/_emulator/segment/deliveries", params={"status": "lost"})
+    assert response.status_code == 400 and "delivered, filtered, retrying, discarded" in response.json()["error"]
+
+
 def test_503_three_times_then_201_is_delivered_with_backoff(sandbox):
     sandbox.faults.add(app="braze", path="/users/track", status=503, count=3)
     send(sandbox, {"type": "track", "userId": "u1", "event": "Clicked"})

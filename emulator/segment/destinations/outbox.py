@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 INTEGRATION_NAMES = {"braze": ("Braze Cloud Mode (Actions)", "Braze"), "braze_cohorts": ("Braze Cohorts",)}
 PLAN_ROWS = 750  # rows planned at once: ten full Braze batches
 NOT_SENT = "not sent: an earlier call of the batch failed"
+# the trace's outcomes -> the outbox status; `failed` is EMULATOR.md §5's name of what Segment reports as discarded
+OUTCOMES = {"delivered": "delivered", "filtered": "filtered", "retrying": "pending", "discarded": "discarded",
+            "failed": "discarded"}
 EMULATOR_LIMIT = "EMULATOR_LIMIT"  # a refusal's code when the emulator itself could not map the event
 RETRYABLE = {408, 429} | set(range(500, 600))
 NOT_RETRIED_5XX = {501, 505}  # Segment's clients give up on these (segment-api.md §1.6); its pipeline likewise
@@ -553,11 +556,13 @@ class Outbox:
             if value is not None:
                 where.append(clause)
                 params.append(value)
+        if status is not None and status not in OUTCOMES:
+            raise ValueError(f"status must be one of {', '.join(OUTCOMES)} (failed: discarded), not {status!r}")
         if status == "retrying":  # an outcome: messages waiting for their next attempt, and those in flight
             where.append("o.status = 'pending'")
         elif status is not None:
             where.append("o.status = ?")
-            params.append(status)
+            params.append(OUTCOMES[status])
         sql = ("SELECT o.*, coalesce(o.message, e.message) AS event FROM outbox o"
                " LEFT JOIN segment_events e ON e.seq = o.event_seq")
         if where:
