@@ -195,3 +195,23 @@ def test_the_engage_debugger_is_served_over_http():
         sb.segment.ingest(viewed("u1", n=2))
         body = sb.segment_client().get("/_emulator/segment/engage/debugger", params={"key": "browsers"}).json()
         assert [m["type"] for m in body["messages"]] == ["track", "identify"]
+
+
+def test_a_realtime_audience_reading_another_follows_it_when_the_clock_or_a_batch_run_changes_it():
+    config = {"segment": {"audiences": [
+        {"key": "recent_buyers", "query": "event('Order Completed').within(7 days).count() >= 1"},
+        {"key": "vip", "query": "trait('recent_buyers') = true"},
+        {"key": "nightly", "query": "event('Signed Up').count() >= 1", "batch": True},
+        {"key": "welcomed", "query": "trait('nightly') = true"}]}}
+    with Sandbox(config=config) as sb:
+        members = sb.engage.computations.members
+        sb.segment.ingest([{"type": "track", "userId": "u1", "event": "Order Completed"},
+                           {"type": "track", "userId": "u1", "event": "Signed Up"}])
+        assert members("vip") == members("recent_buyers") != [] and members("welcomed") == []
+        sb.clock.advance("8d")  # the window closes; the 8-hour batch run comes due
+        assert members("recent_buyers") == members("vip") == []
+        assert members("welcomed") == members("nightly") != []
+        for key in ("vip", "welcomed"):  # what a recompute from scratch finds
+            before = members(key)
+            sb.engage.computations.run(sb.engage.computations.definitions.by_key("audience", key).id)
+            assert members(key) == before

@@ -216,7 +216,10 @@ class Computations:
         with self.sandbox.store.transaction() as conn:
             self.definitions.save(conn, definition)
             if definition.enabled:
-                definition = self._run(conn, definition, None, first_sync_for=_names(definition.connections))
+                changed: dict[str, set[str]] = {}
+                definition = self._run(conn, definition, None, first_sync_for=_names(definition.connections),
+                                       changed=changed)
+                self._run_readers(conn, changed, definition.key)
         return definition
 
     def _replace(self, current: Definition, updated: Definition) -> Definition:
@@ -228,7 +231,9 @@ class Computations:
         with self.sandbox.store.transaction() as conn:
             self.definitions.save(conn, updated)
             if updated.enabled:
-                updated = self._run(conn, updated, None, first_sync_for=new_destinations)
+                changed: dict[str, set[str]] = {}
+                updated = self._run(conn, updated, None, first_sync_for=new_destinations, changed=changed)
+                self._run_readers(conn, changed, updated.key)
         return updated
 
     # --- triggers --------------------------------------------------------------------------------------------
@@ -322,14 +327,18 @@ class Computations:
     def tick(self, previous: datetime | None = None) -> None:
         """Re-evaluate what time changes: realtime definitions with windows, and batch runs that are due."""
         now = self._now()
-        for definition in self._active():
+        changed: dict[str, set[str]] = {}  # what the runs so far changed: realtime readers follow (trait())
+        for definition in self._active():  # referenced definitions before their readers
             if definition.is_batch:
                 due = definition.next_run_at is None or parse_instant(definition.next_run_at) <= now
             else:
                 due = bool(definition.query.windows) and (previous is None or previous != now)
             if due:
                 with self.sandbox.store.transaction() as conn:
-                    self._run(conn, definition, None)
+                    self._run(conn, definition, None, changed=changed)
+            elif not definition.is_batch and (profiles := self._read_changes(definition, changed)):
+                with self.sandbox.store.transaction() as conn:
+                    self._run(conn, definition, profiles, changed=changed)
 
     def run(self, definition_id: str) -> Definition:
         """Compute a definition now for every profile (what a batch run does), sending what changed."""
@@ -337,7 +346,25 @@ class Computations:
         if definition is None:
             raise KeyError(definition_id)
         with self.sandbox.store.transaction() as conn:
-            return self._run(conn, definition, None)
+            changed: dict[str, set[str]] = {}
+            definition = self._run(conn, definition, None, changed=changed)
+            self._run_readers(conn, changed, definition.key)
+            return definition
+
+    def _run_readers(self, conn: "sqlite3.Connection", changed: dict[str, set[str]], source: str) -> None:
+        """Realtime definitions that read `source` (or what its readers change) through trait(), re-evaluated for
+        the profiles whose values changed: a batch run, a clock move or a new definition changes them too."""
+        for definition in self._active():
+            if definition.key != source and not definition.is_batch \
+                    and (profiles := self._read_changes(definition, changed)):
+                self._run(conn, definition, profiles, changed=changed)
+
+    def _read_changes(self, definition: Definition, changed: dict[str, set[str]]) -> list[str]:
+        """The profiles for which a definition this one reads (trait()) changed value."""
+        profiles: set[str] = set()
+        for key in self.triggers(definition.query).references:
+            profiles |= changed.get(key, set())
+        return sorted(profiles)
 
     # --- one computation -------------------------------------------------------------------------------------
     def _run(self, conn: "sqlite3.Connection", definition: Definition, profile_ids: list[str] | None,
