@@ -159,3 +159,39 @@ def test_an_update_of_the_identifiers_keeps_anonymous_users_when_they_were_inclu
     made = computations.create("audience", key="x", query="event('A').count() >= 1", include_anonymous=True)
     updated = computations.update(made.id, external_id_types=["email"])
     assert updated.external_id_types == ("email", "anonymous_id")
+
+
+def test_the_lookback_options_limit_the_history_that_counts_and_are_echoed(api, sandbox):
+    sandbox.segment.ingest([{"type": "track", "userId": "old", "event": "Order Completed"}])
+    sandbox.clock.advance("60d")
+    sandbox.segment.ingest([{"type": "track", "userId": "recent", "event": "Order Completed"}])
+    sandbox.clock.advance("1d")
+    audience = api.post(f"{BASE}/audiences", json={
+        "name": "Buyers 7d", "audienceType": "USERS", "definition": {"query": "event('Order Completed').count() >= 1"},
+        "options": {"includeHistoricalData": True, "backfillEventDataDays": 7}})
+    assert audience.status_code == 200, audience.text
+    assert audience.json()["data"]["audience"]["options"]["backfillEventDataDays"] == 7
+    trait = api.post(f"{BASE}/computed-traits", json={
+        "name": "Purchases 30d", "definition": {"query": "event('Order Completed').count()", "type": "USERS"},
+        "options": {"includeHistoricalData": True, "backfillDurationDays": 30}})
+    assert trait.status_code == 200, trait.text
+    assert trait.json()["data"]["computedTrait"]["options"]["backfillDurationDays"] == 30
+    engage = sandbox.engage
+    assert engage.computations.members("buyers_7d") == [engage.profile_id_for("user_id", "recent")]
+    assert engage.traits(engage.profile_id_for("user_id", "recent"), "computed_trait")["purchases_30d"] == 1
+    assert engage.traits(engage.profile_id_for("user_id", "old"), "computed_trait").get("purchases_30d") in (None, 0)
+
+
+@pytest.mark.parametrize("collection, options, field", [
+    ("audiences", {"bogusOption": 1}, "options.bogusOption"),
+    ("audiences", {"backfillDurationDays": 7}, "options.backfillDurationDays"),  # the computed traits' name
+    ("audiences", {"backfillEventDataDays": 0}, "options.backfillEventDataDays"),
+    ("audiences", {"includeHistoricalData": False, "backfillEventDataDays": 7}, "options.backfillEventDataDays"),
+    ("computed-traits", {"backfillEventDataDays": 7}, "options.backfillEventDataDays"),
+])
+def test_an_option_the_emulator_would_not_apply_is_refused_naming_it(api, collection, options, field):
+    query = "event('A').count() >= 1" if collection == "audiences" else "event('A').count()"
+    body = {"name": "Probe", "audienceType": "USERS", "definition": {"query": query, "type": "USERS"},
+            "options": options}
+    response = api.post(f"{BASE}/{collection}", json=body)
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == field

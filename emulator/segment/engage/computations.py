@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ...clock import iso, parse_instant
 from .definitions import (AUDIENCE, CYCLE_MESSAGE, TRAIT, Connection, Definition, DefinitionError, DefinitionStore,
-                          external_ids_option, from_config, parse_connections, parse_query)
+                          external_ids_option, from_config, lookback_option, parse_connections, parse_query)
 from .emission import Identity, build_messages
 from .identity import event_name, message_traits
 from .profiles import value_text
@@ -134,7 +134,8 @@ class Computations:
                 self._replace(current, definition)
 
     def create(self, kind: str, *, key: str, query: str, name: str | None = None, description: str | None = None,
-               enabled: bool = True, backfill: bool = True, include_anonymous: bool = False,
+               enabled: bool = True, backfill: bool = True, lookback_days: int | None = None,
+               include_anonymous: bool = False,
                external_id_types: Iterable[str] | None = None, batch: bool = False,
                destinations: dict | None = None, origin: str = "api") -> Definition:
         """Define an audience (`kind="audience"`) or computed trait (`kind="trait"`) and run its first sync."""
@@ -143,7 +144,8 @@ class Computations:
                 raise DefinitionError(f"a {'computed trait' if kind == TRAIT else 'audience'} with key {key!r} "
                                       "exists already (Segment: avoid using the same key twice)", "key")
             entry = {"key": key, "query": query, "name": name or key, "enabled": enabled, "backfill": backfill,
-                     "include_anonymous": include_anonymous, "batch": batch, "destinations": destinations}
+                     "lookback_days": lookback_days, "include_anonymous": include_anonymous, "batch": batch,
+                     "destinations": destinations}
             if description is not None:
                 entry["description"] = description
             if external_id_types is not None:
@@ -154,7 +156,8 @@ class Computations:
             return self._create(definition)
 
     def update(self, definition_id: str, **changes: Any) -> Definition:
-        """Change name, description, enabled, query, backfill/anonymous options or destinations."""
+        """Change name, description, enabled, query, backfill (and its lookback_days), external id types or
+        destinations."""
         current = self.definitions.get(definition_id)
         if current is None:
             raise KeyError(definition_id)
@@ -173,6 +176,9 @@ class Computations:
         for field_name in ("name", "description", "enabled", "backfill"):
             if changes.get(field_name) is not None:
                 updated = replace(updated, **{field_name: changes[field_name]})
+        if changes.get("lookback_days") is not None or (changes.get("backfill") is False and updated.lookback_days):
+            updated = replace(updated, lookback_days=lookback_option(
+                changes.get("lookback_days", updated.lookback_days), updated.backfill, "lookback_days"))
         if changes.get("external_id_types") is not None:
             updated = replace(updated, external_id_types=external_ids_option(
                 changes["external_id_types"], updated.include_anonymous, "external_id_types"))
@@ -377,7 +383,7 @@ class Computations:
             profile_ids = [p for p in profile_ids if not (p in members_stay and previous.get(p) == "true")]
         values = self.evaluator.evaluate(
             definition.query, at=now, profile_ids=profile_ids, conn=conn,
-            since=None if definition.backfill else definition.created_at,
+            since=_events_since(definition),
             external_id_types=definition.external_id_types if definition.kind == AUDIENCE else None)
         changes: list[tuple[str, Any, bool | None]] = []  # (profile, value, entered)
         cleared: list[str] = []  # computed traits that no longer have a value
@@ -519,3 +525,12 @@ def _config_view(definition: Definition) -> tuple:
     return (definition.kind, definition.key, definition.name, definition.query_text, definition.enabled,
             definition.backfill, definition.include_anonymous, definition.external_id_types, definition.force_batch,
             definition.connections, definition.description)
+
+
+def _events_since(definition: Definition) -> str | None:
+    """The first event time that counts: all history with backfill (or its lookback), else from creation on."""
+    if not definition.backfill:
+        return definition.created_at
+    if definition.lookback_days is None or not definition.created_at:
+        return None
+    return iso(parse_instant(definition.created_at) - timedelta(days=definition.lookback_days))

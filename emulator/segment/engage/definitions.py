@@ -70,6 +70,7 @@ class Definition:
     enabled: bool = True
     description: str | None = None
     backfill: bool = True
+    lookback_days: int | None = None  # with backfill: event data from this many days before creation (Public API)
     include_anonymous: bool = False
     external_id_types: tuple[str, ...] = DEFAULT_EXTERNAL_IDS
     force_batch: bool = False
@@ -94,7 +95,8 @@ class Definition:
         return self.query.is_batch or self.force_batch
 
     def options_json(self) -> str:
-        return json.dumps({"backfill": self.backfill, "include_anonymous": self.include_anonymous,
+        return json.dumps({"backfill": self.backfill, "lookback_days": self.lookback_days,
+                           "include_anonymous": self.include_anonymous,
                            "external_id_types": list(self.external_id_types), "batch": self.force_batch,
                            "description": self.description})
 
@@ -158,7 +160,7 @@ def parse_connections(raw: Any, kind: str, where: str = "destinations") -> tuple
     return tuple(connections)
 
 
-_CONFIG_KEYS = {"key", "name", "description", "query", "enabled", "backfill", "include_anonymous",
+_CONFIG_KEYS = {"key", "name", "description", "query", "enabled", "backfill", "lookback_days", "include_anonymous",
                 "external_id_types", "batch", "destinations"}
 
 
@@ -175,15 +177,30 @@ def from_config(entry: Any, kind: str, space_id: str) -> Definition:
     for flag in ("enabled", "backfill", "include_anonymous", "batch"):
         if flag in entry and not isinstance(entry[flag], bool):
             raise DefinitionError(f"{flag} must be true or false", flag)
+    lookback_days = lookback_option(entry.get("lookback_days"), entry.get("backfill", True), "lookback_days")
     force_batch = bool(entry.get("batch", False))
     query = parse_query(entry.get("query"), kind, force_batch)
     include_anonymous = bool(entry.get("include_anonymous", False))
     return Definition(
         id=stable_id(kind, space_id, key), kind=kind, key=key, name=entry.get("name") or key,
         description=entry.get("description"), query_text=entry["query"], query=query,
-        enabled=entry.get("enabled", True), backfill=entry.get("backfill", True), include_anonymous=include_anonymous,
+        enabled=entry.get("enabled", True), backfill=entry.get("backfill", True), lookback_days=lookback_days,
+        include_anonymous=include_anonymous,
         external_id_types=external_ids_option(entry.get("external_id_types"), include_anonymous, "external_id_types"),
         force_batch=force_batch, connections=parse_connections(entry.get("destinations"), kind), origin="config")
+
+
+def lookback_option(raw: Any, backfill: Any, where: str) -> int | None:
+    """Days of event data before creation that count (backfillEventDataDays / backfillDurationDays): "the number of
+    days (specified from the date the audience was created) that event data will be included ... includeHistoricalData
+    must be set to true" (reference/segment-query-language.md §1.4)."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise DefinitionError(f"{where} must be a whole number of days, at least 1", where)
+    if backfill is False:
+        raise DefinitionError(f"{where} needs historical data included (it limits how far back it goes)", where)
+    return raw
 
 
 def external_ids_option(raw: Any, include_anonymous: bool, where: str) -> tuple[str, ...]:
@@ -251,7 +268,8 @@ class DefinitionStore:
         return Definition(
             id=row["id"], kind=row["kind"], key=row["key"], name=row["name"], description=options.get("description"),
             query_text=row["query"], query=self._query(row["kind"], row["query"], options.get("batch", False)),
-            enabled=bool(row["enabled"]), backfill=options["backfill"], include_anonymous=options["include_anonymous"],
+            enabled=bool(row["enabled"]), backfill=options["backfill"], lookback_days=options.get("lookback_days"),
+            include_anonymous=options["include_anonymous"],
             external_id_types=tuple(options["external_id_types"]), force_batch=options.get("batch", False),
             connections=connections, origin=row["origin"], created_at=row["created_at"], updated_at=row["updated_at"],
             computed_at=row["computed_at"], next_run_at=row["next_run_at"],

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from flask import Blueprint, Response, jsonify, request
 
-from .definitions import AUDIENCE, TRAIT, Definition, DefinitionError, snake_key
+from .definitions import AUDIENCE, TRAIT, Definition, DefinitionError, lookback_option, snake_key
 
 if TYPE_CHECKING:
     from ...sandbox import Sandbox
@@ -44,23 +44,41 @@ def _summary(definition: Definition, space_id: str, size: int | None) -> dict:
         body["computeCadence"] = {"type": "BATCH" if definition.is_batch else "REALTIME"}
         body["options"] = {"includeHistoricalData": definition.backfill,
                            "filterByExternalIds": list(definition.external_id_types)}
+        if definition.lookback_days is not None:
+            body["options"]["backfillEventDataDays"] = definition.lookback_days
         if size is not None:
             body["size"] = {"count": size, "type": "USERS"}
     else:
         body["definition"] = {"query": definition.query_text, "type": "USERS"}
         body["options"] = {"includeHistoricalData": definition.backfill,
                            "includeAnonymousUsers": definition.include_anonymous}
+        if definition.lookback_days is not None:
+            body["options"]["backfillDurationDays"] = definition.lookback_days
     return body
 
 
 _PUBLIC_FIELDS = {"query": "definition.query", "external_id_types": "options.filterByExternalIds",
                   "backfill": "options.includeHistoricalData"}
+# Each model's options (reference/segment-query-language.md §1.4 AudienceOptions, §1.6 TraitOptions); the lookback
+# field differs: audiences say backfillEventDataDays, computed traits backfillDurationDays
+_OPTIONS = {AUDIENCE: ("includeHistoricalData", "includeAnonymousUsers", "filterByExternalIds", "backfillEventDataDays"),
+            TRAIT: ("includeHistoricalData", "includeAnonymousUsers", "backfillDurationDays")}
+_LOOKBACK = {AUDIENCE: "backfillEventDataDays", TRAIT: "backfillDurationDays"}
 
 
-def _check_option_flags(options: dict) -> None:
+def _check_options(kind: str, options: dict) -> None:
+    unknown = [name for name in options if name not in _OPTIONS[kind]]
+    if unknown:  # an option we would not apply is refused, never ignored (SPEC.md §3)
+        raise DefinitionError(f"options.{unknown[0]} is not an option of this API (known: "
+                              f"{', '.join(_OPTIONS[kind])})", f"options.{unknown[0]}")
     for flag in ("includeHistoricalData", "includeAnonymousUsers"):
         if flag in options and not isinstance(options[flag], bool):
             raise DefinitionError(f"options.{flag} must be true or false", f"options.{flag}")
+
+
+def _lookback(kind: str, options: dict, backfill: Any) -> int | None:
+    name = _LOOKBACK[kind]
+    return lookback_option(options.get(name), backfill, f"options.{name}")
 
 
 @contextmanager
@@ -133,14 +151,15 @@ def create_public_api_blueprint(sandbox: "Sandbox") -> Blueprint:
         options = data.get("options") or {}
         if not isinstance(options, dict):
             raise DefinitionError("options must be an object", "options")
-        _check_option_flags(options)
+        _check_options(kind, options)
+        lookback = _lookback(kind, options, options.get("includeHistoricalData", True))
         if "enabled" in data and not isinstance(data["enabled"], bool):
             raise DefinitionError("enabled must be true or false", "enabled")
         with _public_field_names():
             definition = computations.create(
                 kind, key=snake_key(name), name=name, query=definition_body.get("query"),
                 description=data.get("description"), enabled=data.get("enabled", True),
-                backfill=options.get("includeHistoricalData", True),
+                backfill=options.get("includeHistoricalData", True), lookback_days=lookback,
                 include_anonymous=options.get("includeAnonymousUsers", False),
                 external_id_types=options.get("filterByExternalIds"))
         return jsonify(envelope(kind, definition))
@@ -188,12 +207,15 @@ def create_public_api_blueprint(sandbox: "Sandbox") -> Blueprint:
                 raise DefinitionError(f"{field_name} must be a string", field_name)
         if "enabled" in data and not isinstance(data["enabled"], bool):
             raise DefinitionError("enabled must be true or false", "enabled")
-        _check_option_flags(options)
+        _check_options(kind, options)
+        current = find(kind, definition_id)
+        lookback = _lookback(kind, options, options.get("includeHistoricalData", current.backfill))
         with _public_field_names():
             definition = computations.update(
                 definition_id, name=data.get("name"), description=data.get("description"),
                 enabled=data.get("enabled"), query=definition_body.get("query"),
-                backfill=options.get("includeHistoricalData"), external_id_types=options.get("filterByExternalIds"))
+                backfill=options.get("includeHistoricalData"), lookback_days=lookback,
+                external_id_types=options.get("filterByExternalIds"))
         return jsonify(envelope(kind, definition))
 
     @bp.delete("/spaces/<space_id>/<any(audiences, 'computed-traits'):collection>/<definition_id>")
