@@ -84,6 +84,11 @@ class ObjectError(Exception):
         self.type = kind
 
 
+class NestedValueError(ObjectError):
+    """An invalid value (null, bad `$time`) inside a nested custom attribute: Braze then "drops all nested updates
+    of the request" (reference/braze-api.md §2.2, FAQ); the object's other attributes still apply."""
+
+
 # --- profiles -------------------------------------------------------------------------------------------
 @dataclass
 class Profile:
@@ -461,7 +466,7 @@ def _nested(key: str, value: Any, depth: int = 0) -> Any:
         if set(value) == {"$time"}:
             text = time_text_of(value["$time"])
             if text is None:
-                raise ObjectError(f"'{key}' has an invalid $time value")
+                raise NestedValueError(f"'{key}' has an invalid $time value")
             return text
         out = {}
         for sub, item in value.items():
@@ -471,7 +476,7 @@ def _nested(key: str, value: Any, depth: int = 0) -> Any:
     if isinstance(value, list):
         return [_nested(key, item, depth + 1) for item in value]
     if value is None:
-        raise ObjectError(f"'{key}' has a null inside a nested object")
+        raise NestedValueError(f"'{key}' has a null inside a nested object")
     if isinstance(value, str) and len(value) > MAX_STRING:
         raise ObjectError(f"'{key}' has a value longer than {MAX_STRING} characters")
     if not _is_scalar(value):
@@ -606,8 +611,21 @@ def parse_attributes(obj: dict) -> tuple[Target, list[tuple]]:
             if stored is not _SKIP:
                 ops.append(("std", key, stored) if stored is not None else ("std_unset", key))
             continue
-        ops.append(parse_custom(key, value, merge_objects))
+        try:
+            ops.append(parse_custom(key, value, merge_objects))
+        except NestedValueError:
+            ops.append(_DROP_NESTED)  # marks the request: its nested updates are all dropped (track)
     return target, ops
+
+
+_DROP_NESTED = ("drop_nested",)
+
+
+def _is_nested_update(op: tuple) -> bool:
+    if op[0] in ("merge", "object_array", "drop_nested"):
+        return True
+    value = op[2] if op[0] == "set" else None
+    return isinstance(value, dict) or (isinstance(value, list) and bool(value) and isinstance(value[0], dict))
 
 
 def apply_attribute_ops(profile: Profile, ops: list[tuple]) -> None:
@@ -1142,6 +1160,9 @@ class UserTrack:
                     problems.append(errors.object_error(exc.type, name, index))
         if not any(plans.values()):
             raise errors.no_valid_data(problems)
+        if any(_DROP_NESTED in ops for _target, ops in plans["attributes"]):
+            plans["attributes"] = [(target, [op for op in ops if not _is_nested_update(op)])
+                                   for target, ops in plans["attributes"]]
         with self.sandbox.store.transaction():
             self._apply(plans, now)
         answer: dict = {"message": errors.SUCCESS}

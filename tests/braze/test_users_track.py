@@ -1,4 +1,6 @@
 """`POST /users/track`: every rule of reference/braze-api.md §2, checked afterwards through export."""
+import pytest
+
 from .helpers import export_one
 
 
@@ -211,9 +213,18 @@ def test_nested_time_values_are_stored_as_times(braze):
     assert user["custom_attributes"]["trip"] == {"departs": "2020-05-28T00:00:00.000Z"}
 
 
-def test_invalid_nested_value_rejects_the_object(braze):
-    response = track(braze, attributes=[{"external_id": "u1", "trip": {"departs": {"$time": "soon"}}}])
-    assert response.status_code == 400
+@pytest.mark.parametrize("bad", [{"departs": {"$time": "soon"}}, {"city": "Porto", "state": None}],
+                         ids=["bad $time", "null inside"])
+def test_an_invalid_nested_value_drops_every_nested_update_of_the_request_and_keeps_the_rest(braze, bad):
+    # braze-api.md §2.2: "one invalid value (bad $time, null) drops all nested updates of the request (FAQ)"
+    attrs(braze, external_id="u2", pets={"dog": "Rex"})
+    response = track(braze, attributes=[{"external_id": "u1", "first_name": "Ana", "trip": bad},
+                                        {"external_id": "u2", "plan": "pro", "pets": {"cat": "Tom"}}])
+    assert response.status_code == 201 and "errors" not in response.json()
+    ana = export_one(braze, external_id="u1")
+    assert ana["first_name"] == "Ana" and "trip" not in ana.get("custom_attributes", {})
+    other = export_one(braze, external_id="u2")["custom_attributes"]
+    assert other == {"pets": {"dog": "Rex"}, "plan": "pro"}
 
 
 def test_array_of_objects_add_remove_update(braze):
