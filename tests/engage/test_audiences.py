@@ -215,3 +215,21 @@ def test_a_realtime_audience_reading_another_follows_it_when_the_clock_or_a_batc
             before = members(key)
             sb.engage.computations.run(sb.engage.computations.definitions.by_key("audience", key).id)
             assert members(key) == before
+
+
+def test_a_member_that_gains_an_external_id_is_synced_again_carrying_it():
+    # segment-api.md §2.1: "Re-sync also happens when a new external_id is added to a profile"
+    config = {"segment": {"audiences": [{"key": "buyers", "query": "event('Order Completed').count() >= 1",
+                                         "destinations": {"braze": {"identify": True}}}]}}
+    with Sandbox(config=config) as sb:
+        sb.segment.ingest([{"type": "track", "userId": "u1", "event": "Order Completed"},
+                           {"type": "track", "userId": "u2", "event": "Viewed"}])
+        sent = len(sb.engage.computations.messages())
+        sb.segment.ingest([{"type": "identify", "userId": "u1", "traits": {"email": "u1@example.com"}},
+                           {"type": "identify", "userId": "u2", "traits": {"email": "u2@example.com"}}])
+        resync = sb.engage.computations.messages()[:len(sb.engage.computations.messages()) - sent]
+        assert sorted((m["userId"], m["traits"].get("email") or "") for m in resync) == [("u1", ""),
+                                                                                           ("u1", "u1@example.com")]
+        assert all(m["traits"]["buyers"] is True for m in resync)  # u2 is in no audience: nothing to re-sync
+        sb.segment.ingest([{"type": "identify", "userId": "u1", "traits": {"email": "u1@example.com"}}])
+        assert len(sb.engage.computations.messages()) == sent + len(resync)  # a known id: no re-sync

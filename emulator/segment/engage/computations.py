@@ -274,7 +274,34 @@ class Computations:
         return hit[1]
 
     def _on_ingest(self, messages: list[dict], conn: "sqlite3.Connection") -> None:
-        realtime = [d for d in self._active() if not d.is_batch]
+        active = self._active()
+        changed: dict[str, set[str]] = {}
+        self._evaluate_touched(messages, conn, [d for d in active if not d.is_batch], changed)
+        gained = list(dict.fromkeys(m["_profile"] for m in messages if m.get("_gained_id")))
+        if gained:
+            self._resync(conn, active, gained, changed)
+
+    def _resync(self, conn: "sqlite3.Connection", active: list[Definition], profile_ids: list[str],
+                changed: dict[str, set[str]]) -> None:
+        """Profiles that gained an external id: "Re-sync also happens when a new external_id is added to a profile"
+        (reference/segment-api.md §2.1). What each is in (an audience it belongs to, a trait value it has) is sent
+        again to the destinations already synced, one call per identifier, so the new one is carried; a value
+        that changed in this very batch was sent already."""
+        at = iso(self._now())
+        for definition in active:
+            connections = [c for c in definition.connections if c.destination in definition.synced]
+            wanted = [p for p in profile_ids if p not in changed.get(definition.key, ())]
+            if not connections or not wanted:
+                continue
+            current = {pid: _decode(text) for pid, text in self._previous(conn, definition, wanted).items()}
+            if definition.kind == AUDIENCE:
+                items = [(pid, True, True) for pid, value in current.items() if value is True]
+            else:
+                items = [(pid, value, None) for pid, value in current.items() if value is not None]
+            self._emit(conn, definition, items, connections, fan_out=True, at=at)
+
+    def _evaluate_touched(self, messages: list[dict], conn: "sqlite3.Connection", realtime: list[Definition],
+                          changed: dict[str, set[str]]) -> None:
         if not realtime:
             return
         # A definition is re-evaluated only for the profiles whose messages could change its value.
@@ -297,7 +324,6 @@ class Computations:
                 with_traits.add(profile)
         if not touched:
             return
-        changed: dict[str, set[str]] = {}
         for definition in realtime:
             triggers = self.triggers(definition.query)
             members_stay: set[str] = set()

@@ -506,6 +506,8 @@ class IdentityResolver:
         # Profiles whose identity changed (new, gained an id, or merged): every definition may now read differently.
         reidentified = {find(p) for p in batch.new_profiles} | {find(p) for p, *_ in batch.new_ids}
         reidentified.update(find(into) for _other, into, _mid in batch.merges)
+        # Profiles that were known and gained an external id: Engage re-syncs what they are in (computations)
+        gained = {find(p) for p, *_ in batch.new_ids} - {find(p) for p in batch.new_profiles}
         event_rows = []
         trait_rows: dict[tuple[str, str], tuple] = {}
         for message, profile in attached:
@@ -514,6 +516,8 @@ class IdentityResolver:
             message["_profile"] = profile
             if profile in reidentified:
                 message["_reidentified"] = True
+                if profile in gained:
+                    message["_gained_id"] = True
             seq, source = message["_seq"], message["_source"]
             event_rows.append((seq, profile, event_name(message), message["timestamp"]))
             touched[profile] = (message["messageId"], source)
