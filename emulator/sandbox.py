@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
-from .clock import Clock
+from .clock import Clock, iso, parse_instant
 from .config import load_config
 from .ids import Ids
 from .faults import Faults
@@ -56,6 +56,13 @@ class Sandbox:
         if self.store.path:
             self.store.set_meta("boots", str(boots + 1))
         self._id_seed = self.config["seed"] + boots * 1_000_003
+        if self.store.path:
+            # A restarted file store resumes its time: data stamped later than the new clock would otherwise be in
+            # its future (and the 24-hour messageId window would look back from before it).
+            saved = self.store.get_meta("clock_now")
+            if saved and parse_instant(saved) > self.clock.now():
+                self.clock.set(saved)
+            self.clock.on_move(self._remember_time)
         self.ids = Ids(self._id_seed)
         self.internal_errors: list[str] = []
         self.journal = Journal(self)
@@ -74,6 +81,9 @@ class Sandbox:
         self.engage = EngageSpace(self)
         self._reset_hooks.append(self.segment.reset)
         self._reset_hooks.append(self.journal.reset)
+
+    def _remember_time(self, _old: datetime | None, new: datetime) -> None:
+        self.store.set_meta("clock_now", iso(new))
 
     # --- extension points used by the workspaces ------------------------------------------------
     def add_flusher(self, name: str, flusher: Flusher) -> None:
@@ -150,6 +160,8 @@ class Sandbox:
             self.journal.reset()
             self.store.reset()
             self.clock.rewind_to_start()
+            if self.store.path:
+                self._remember_time(None, self.clock.now())
             self.ids.reseed(self._id_seed)
             self.internal_errors.clear()
             self.faults.clear()

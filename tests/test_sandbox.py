@@ -292,3 +292,19 @@ def test_a_reset_clears_the_braze_rate_limit_counts_only_between_two_counts():
             assert resetting.is_alive()  # waits for the count, does not clear under it
         resetting.join(10)
         assert not resetting.is_alive() and auth._windows == {}
+
+
+def test_a_restarted_file_store_resumes_its_clock_and_a_reset_rewinds_it(tmp_path):
+    db = tmp_path / "sandbox.db"
+    with Sandbox(path=db) as sb:  # a manual clock
+        sb.clock.advance("31d")
+        moved = sb.clock.now()
+        sb.segment.ingest({"type": "track", "userId": "u1", "event": "E", "messageId": "m-1"})
+    with Sandbox(path=db) as sb:
+        assert sb.clock.now() == moved  # not back at its start, before the data it holds
+        sb.segment.ingest({"type": "track", "userId": "u1", "event": "E", "messageId": "m-1"})
+        assert len(sb.segment.events()) == 1  # the 24-hour duplicate window still sees the first
+        sb.reset()
+        start = sb.clock.now()
+    with Sandbox(path=db) as sb:
+        assert sb.clock.now() == start < moved
