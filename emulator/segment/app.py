@@ -27,10 +27,18 @@ _CORS = {
 
 
 def _error_body(status: int, message: str) -> dict:
+    """An error Flask answers itself (unknown path, wrong method, body too large), in the shape of the API the path
+    belongs to: the Public API's `errors[]`, the Profile API's `error{}`, or the Tracking API's `{code, message}`."""
+    path = request.path
+    if path.startswith("/spaces/"):
+        kind = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(status, "error")
+        return {"errors": [{"type": kind, "message": message}]}
+    code = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+            413: "invalid_request"}.get(status, "internal_error" if status >= 500 else "error")
+    if path.startswith("/v1/spaces/"):
+        return {"error": {"code": code, "message": message}}
     if status == 405:
         return errors.METHOD_NOT_ALLOWED.body()
-    code = {400: "invalid_request", 401: "unauthorized", 404: "not_found"}.get(
-        status, "internal_error" if status >= 500 else "error")
     return {"code": code, "message": message}
 
 

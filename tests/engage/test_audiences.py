@@ -233,3 +233,11 @@ def test_a_member_that_gains_an_external_id_is_synced_again_carrying_it():
         assert all(m["traits"]["buyers"] is True for m in resync)  # u2 is in no audience: nothing to re-sync
         sb.segment.ingest([{"type": "identify", "userId": "u1", "traits": {"email": "u1@example.com"}}])
         assert len(sb.engage.computations.messages()) == sent + len(resync)  # a known id: no re-sync
+
+
+def test_a_configuration_with_an_audience_and_a_trait_of_the_same_key_is_refused():
+    config = {"segment": {"audiences": [{"key": "buyers", "query": "event('A').count() >= 1"}],
+                          "computed_traits": [{"key": "buyers", "query": "event('A').count()"}]}}
+    with pytest.raises(ConfigError) as refused:
+        Sandbox(config=config)
+    assert "segment.computed_traits[0].key" in str(refused.value)

@@ -195,3 +195,33 @@ def test_an_option_the_emulator_would_not_apply_is_refused_naming_it(api, collec
             "options": options}
     response = api.post(f"{BASE}/{collection}", json=body)
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == field
+
+
+def test_errors_flask_answers_on_these_paths_keep_each_api_s_shape(api):
+    assert api.put(f"{BASE}/audiences/aud_x").json()["errors"][0]["type"] == "method-not-allowed"
+    assert api.get(f"{BASE}/audiences/").json()["errors"][0]["type"] == "not-found"
+    profile = api.post("/v1/spaces/spa_sandbox/collections/users/profiles/user_id:u1/traits")
+    assert profile.status_code == 405 and profile.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_toggling_anonymous_users_by_editing_is_refused(api):
+    created = api.post(f"{BASE}/computed-traits", json={
+        "name": "Views", "definition": {"query": "event('Viewed').count()", "type": "USERS"},
+        "options": {"includeAnonymousUsers": True}}).json()["data"]["computedTrait"]
+    response = api.patch(f"{BASE}/computed-traits/{created['id']}", json={"options": {"includeAnonymousUsers": False}})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "options.includeAnonymousUsers"
+    same = api.patch(f"{BASE}/computed-traits/{created['id']}", json={"options": {"includeAnonymousUsers": True}})
+    assert same.status_code == 200
+
+
+def test_an_audience_and_a_computed_trait_cannot_share_a_key(api):
+    assert api.post(f"{BASE}/audiences", json={"name": "T", "audienceType": "USERS",
+                                               "definition": {"query": "event('A').count() >= 1"}}).status_code == 200
+    response = api.post(f"{BASE}/computed-traits", json={"name": "T", "definition": {"query": "event('A').count()",
+                                                                                     "type": "USERS"}})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "key"
+
+
+def test_a_negative_pagination_cursor_is_refused(api):
+    response = api.get(f"{BASE}/audiences", params={"pagination.cursor": "-1"})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "pagination.cursor"

@@ -140,9 +140,11 @@ class Computations:
                destinations: dict | None = None, origin: str = "api") -> Definition:
         """Define an audience (`kind="audience"`) or computed trait (`kind="trait"`) and run its first sync."""
         with self.sandbox.store.transaction():  # the key check and the insert as one step (two requests at once)
-            if self.definitions.by_key(kind, key) is not None:
-                raise DefinitionError(f"a {'computed trait' if kind == TRAIT else 'audience'} with key {key!r} "
-                                      "exists already (Segment: avoid using the same key twice)", "key")
+            for existing_kind in (kind, TRAIT if kind == AUDIENCE else AUDIENCE):
+                # one key per space: both write the profile trait of that name
+                if self.definitions.by_key(existing_kind, key) is not None:
+                    raise DefinitionError(f"a {'computed trait' if existing_kind == TRAIT else 'audience'} with key "
+                                          f"{key!r} exists already (Segment: avoid using the same key twice)", "key")
             entry = {"key": key, "query": query, "name": name or key, "enabled": enabled, "backfill": backfill,
                      "lookback_days": lookback_days, "include_anonymous": include_anonymous, "batch": batch,
                      "destinations": destinations}

@@ -221,7 +221,7 @@ def check_config(config: dict, source: str | None = None) -> None:
 
     space_id = config["segment"]["space"]["id"]
     queries: dict[str, Query] = {}
-    seen: dict[tuple[str, str], str] = {}
+    seen: dict[str, str] = {}
     for kind, section in ((AUDIENCE, "audiences"), (TRAIT, "computed_traits")):
         for index, entry in enumerate(config["segment"].get(section) or []):
             path = f"segment.{section}[{index}]"
@@ -230,10 +230,11 @@ def check_config(config: dict, source: str | None = None) -> None:
             except DefinitionError as exc:
                 where = f"{path}.{exc.field}" if exc.field else path
                 raise ConfigError(where, exc.message, source) from None
-            if (kind, definition.key) in seen:
-                raise ConfigError(f"{path}.key", f"a key no other {section[:-1].replace('_', ' ')} uses "
-                                  f"({seen[(kind, definition.key)]} has {definition.key!r})", source)
-            seen[(kind, definition.key)] = path
+            # one key per space: an audience and a computed trait are both traits of the profile under their key
+            if definition.key in seen:
+                raise ConfigError(f"{path}.key", f"a key no other audience or computed trait uses "
+                                  f"({seen[definition.key]} has {definition.key!r})", source)
+            seen[definition.key] = path
             unknown = {c.destination for c in definition.connections} - set(config["segment"]["destinations"])
             if unknown:
                 raise ConfigError(f"{path}.destinations", f"destinations configured under segment.destinations "

@@ -172,6 +172,9 @@ def create_public_api_blueprint(sandbox: "Sandbox") -> Blueprint:
             start = int(request.args.get("pagination.cursor") or 0)
         except ValueError:
             raise DefinitionError("pagination.count and pagination.cursor must be integers", "pagination") from None
+        if start < 0:
+            raise DefinitionError("pagination.cursor must be a cursor this API returned (0 or more)",
+                                  "pagination.cursor")
         if not 1 <= count <= MAX_PAGE:
             raise DefinitionError(f"pagination.count must be from 1 to {MAX_PAGE}", "pagination.count")
         everything = computations.definitions.all(kind)
@@ -209,6 +212,11 @@ def create_public_api_blueprint(sandbox: "Sandbox") -> Blueprint:
             raise DefinitionError("enabled must be true or false", "enabled")
         _check_options(kind, options)
         current = find(kind, definition_id)
+        if options.get("includeAnonymousUsers", current.include_anonymous) != current.include_anonymous:
+            # segment-query-language.md §3.1: you can't "toggle anonymous users by editing; must recreate"
+            raise DefinitionError("includeAnonymousUsers cannot be changed by editing (Segment: create a new "
+                                  f"{'audience' if kind == AUDIENCE else 'computed trait'})",
+                                  "options.includeAnonymousUsers")
         lookback = _lookback(kind, options, options.get("includeHistoricalData", current.backfill))
         with _public_field_names():
             definition = computations.update(
