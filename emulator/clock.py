@@ -82,6 +82,11 @@ class Clock:
             return self.start + self._offset + timedelta(seconds=time.monotonic() - self._anchor)
         return self.start + self._offset
 
+    @property
+    def moved(self) -> timedelta:
+        """How far explicit moves have put the clock ahead (of its start, or of the wall clock when real-time)."""
+        return self._offset
+
     def on_move(self, listener: Listener) -> None:
         """Call `listener(old, new)` after every explicit move (not for real time passing)."""
         self._listeners.append(listener)

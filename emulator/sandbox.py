@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
 from .clock import Clock, iso, parse_instant
-from .config import load_config
+from .config import ConfigError, load_config
 from .ids import Ids
 from .faults import Faults
 from .journal import Journal
@@ -57,11 +57,7 @@ class Sandbox:
             self.store.set_meta("boots", str(boots + 1))
         self._id_seed = self.config["seed"] + boots * 1_000_003
         if self.store.path:
-            # A restarted file store resumes its time: data stamped later than the new clock would otherwise be in
-            # its future (and the 24-hour messageId window would look back from before it).
-            saved = self.store.get_meta("clock_now")
-            if saved and parse_instant(saved) > self.clock.now():
-                self.clock.set(saved)
+            self._resume_time()
             self.clock.on_move(self._remember_time)
         self.ids = Ids(self._id_seed)
         self.internal_errors: list[str] = []
@@ -82,8 +78,23 @@ class Sandbox:
         self._reset_hooks.append(self.segment.reset)
         self._reset_hooks.append(self.journal.reset)
 
+    def _resume_time(self) -> None:
+        """A restarted file store resumes its time: data stamped later than the new clock would otherwise be in its
+        future (and the 24-hour messageId window would look back from before it). A real-time clock keeps the
+        distance its moves put it ahead of the wall clock; a manual one, the instant it was moved to."""
+        mode = "realtime" if self.clock.realtime else "manual"
+        ahead = float(self.store.get_meta("clock_ahead") or 0)
+        if mode == "realtime" and self.store.get_meta("clock_mode") == "realtime" and ahead > 0:
+            self.clock.advance(timedelta(seconds=ahead))
+        saved = self.store.get_meta("clock_now")
+        if saved and parse_instant(saved) > self.clock.now():
+            self.clock.set(saved)
+
     def _remember_time(self, _old: datetime | None, new: datetime) -> None:
-        self.store.set_meta("clock_now", iso(new))
+        with self.store.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [
+                ("clock_now", iso(new)), ("clock_ahead", str(self.clock.moved.total_seconds())),
+                ("clock_mode", "realtime" if self.clock.realtime else "manual")])
 
     # --- extension points used by the workspaces ------------------------------------------------
     def add_flusher(self, name: str, flusher: Flusher) -> None:
@@ -171,12 +182,15 @@ class Sandbox:
     def configure(self, config: dict | str | Path | None) -> None:
         """Replace the configuration (validated first), keeping the data. The seed and the control token, set when
         the sandbox started (`--seed`, `--control-token`), stay unless the new configuration names them: a PUT of
-        a configuration must not drop the token that guards the control API."""
+        a configuration must not drop the token that guards the control API. The seed cannot change."""
         new = load_config(config)
         given = set(config) if isinstance(config, dict) else set(_yaml_keys(config)) if config is not None else set()
         for key in ("seed", "control_token"):
             if key not in given:
                 new[key] = self.config.get(key)
+        if new["seed"] != self.config["seed"]:  # reseeding would hand out ids already given again
+            raise ConfigError("seed", f"{self.config['seed']}, the seed this sandbox started with (set it at start: "
+                              "--seed, EMULATOR_SEED or Sandbox(seed=...))", None)
         self.config = new
         for hook in self._configure_hooks:
             hook(new)

@@ -4,7 +4,7 @@ import textwrap
 import pytest
 
 from emulator import Sandbox
-from emulator.clock import ClockError
+from emulator.clock import ClockError, iso
 from emulator.config import ConfigError
 
 
@@ -171,6 +171,8 @@ def test_a_configuration_put_keeps_the_control_token_and_seed_it_does_not_name()
         assert client.put("/_emulator/config", json={"segment": {"strict": True}}, headers=token).status_code == 200
         assert client.get("/_emulator/health").status_code == 401
         assert sb.config["seed"] == 7 and sb.config["segment"]["strict"] is True
+        refused = client.put("/_emulator/config", json={"seed": 5}, headers=token)  # ids given would repeat
+        assert refused.status_code == 400 and "seed" in refused.text and sb.config["seed"] == 7
         assert client.put("/_emulator/config", json={"control_token": None}, headers=token).status_code == 200
         assert client.get("/_emulator/health").status_code == 200  # named: replaced
 
@@ -308,3 +310,16 @@ def test_a_restarted_file_store_resumes_its_clock_and_a_reset_rewinds_it(tmp_pat
         start = sb.clock.now()
     with Sandbox(path=db) as sb:
         assert sb.clock.now() == start < moved
+
+
+def test_a_restarted_file_store_with_a_real_time_clock_stays_as_far_ahead_as_it_was_moved(tmp_path):
+    db = tmp_path / "sandbox.db"
+    with Sandbox(path=db, clock="realtime") as sb:
+        sb.clock.advance("31d")
+        sb.segment.ingest({"type": "track", "userId": "u1", "event": "E"})
+        stamped = sb.segment.events()[0]["receivedAt"]
+    with Sandbox(path=db, clock="realtime") as sb:
+        from datetime import datetime, timedelta, timezone
+
+        assert sb.clock.now() - datetime.now(timezone.utc) > timedelta(days=30, hours=23)
+        assert iso(sb.clock.now()) > stamped

@@ -401,8 +401,8 @@ class _Compiler:
             sql = f"({t} = 'array' AND EXISTS (SELECT 1 FROM {each} WHERE {cond}))"
             return sql if op == "values_contain_any_of" else _not(sql)
         if op in ("is_all_of", "is_not_all_of"):
-            sql = "(" + " AND ".join(f"({t} = 'array' AND EXISTS (SELECT 1 FROM {each} WHERE value = {self.p(x)}))"
-                                     for x in value) + ")"
+            sql = "(" + " AND ".join(f"({t} = 'array' AND EXISTS (SELECT 1 FROM {each} WHERE type IN "
+                                     f"{_array_element_types(x)} AND value = {self.p(x)}))" for x in value) + ")"
             return sql if op == "is_all_of" else _not(sql)
         if op == "has_a_value":
             return f"({t} = 'array' AND json_array_length(u.custom, {self.p(path)}) > 0)"

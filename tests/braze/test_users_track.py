@@ -350,3 +350,12 @@ def test_a_lone_surrogate_escape_is_stored_as_a_replacement_character(braze, san
     response = braze.post("/users/track", content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code == 201
     assert sandbox.braze.user(external_id="u1")["custom_attributes"]["nickname"] == "\ufffdx"
+
+
+def test_the_is_all_of_filter_keeps_true_apart_from_1(braze, sandbox):
+    attrs(braze, external_id="has_1", flags=[1])
+    attrs(braze, external_id="has_true", flags=[True])
+    for value, expected in ((True, ["has_true"]), (1, ["has_1"])):
+        members = sandbox.braze.segment_members(definition={
+            "name": "all", "filters": [{"custom_attribute": "flags", "op": "is_all_of", "value": [value]}]})
+        assert [m["external_id"] for m in members] == expected

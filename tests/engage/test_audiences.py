@@ -241,3 +241,10 @@ def test_a_configuration_with_an_audience_and_a_trait_of_the_same_key_is_refused
     with pytest.raises(ConfigError) as refused:
         Sandbox(config=config)
     assert "segment.computed_traits[0].key" in str(refused.value)
+
+
+def test_a_configuration_change_of_lookback_days_is_applied():
+    audience = {"key": "buyers", "query": "event('Order Completed').count() >= 1"}
+    with Sandbox(config={"segment": {"audiences": [audience]}}) as sb:
+        sb.configure({"segment": {"audiences": [{**audience, "lookback_days": 7}]}})
+        assert sb.engage.computations.definitions.by_key("audience", "buyers").lookback_days == 7

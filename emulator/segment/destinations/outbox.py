@@ -36,7 +36,7 @@ PLAN_ROWS = 750  # rows planned at once: ten full Braze batches
 NOT_SENT = "not sent: an earlier call of the batch failed"
 # the trace's outcomes -> the outbox status; `failed` is EMULATOR.md §5's name of what Segment reports as discarded
 OUTCOMES = {"delivered": "delivered", "filtered": "filtered", "retrying": "pending", "discarded": "discarded",
-            "failed": "discarded"}
+            "failed": "discarded", "pending": "pending"}
 EMULATOR_LIMIT = "EMULATOR_LIMIT"  # a refusal's code when the emulator itself could not map the event
 RETRYABLE = {408, 429} | set(range(500, 600))
 NOT_RETRIED_5XX = {501, 505}  # Segment's clients give up on these (segment-api.md §1.6); its pipeline likewise
@@ -557,7 +557,8 @@ class Outbox:
                 where.append(clause)
                 params.append(value)
         if status is not None and status not in OUTCOMES:
-            raise ValueError(f"status must be one of {', '.join(OUTCOMES)} (failed: discarded), not {status!r}")
+            raise ValueError(f"status must be one of delivered, filtered, retrying, discarded (also failed for discarded,"
+                             f" pending for retrying), not {status!r}")
         if status == "retrying":  # an outcome: messages waiting for their next attempt, and those in flight
             where.append("o.status = 'pending'")
         elif status is not None:

@@ -551,8 +551,8 @@ def _names(connections: Iterable[Connection]) -> tuple[str, ...]:
 
 def _config_view(definition: Definition) -> tuple:
     return (definition.kind, definition.key, definition.name, definition.query_text, definition.enabled,
-            definition.backfill, definition.include_anonymous, definition.external_id_types, definition.force_batch,
-            definition.connections, definition.description)
+            definition.backfill, definition.lookback_days, definition.include_anonymous, definition.external_id_types,
+            definition.force_batch, definition.connections, definition.description)
 
 
 def _events_since(definition: Definition) -> str | None:
