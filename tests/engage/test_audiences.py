@@ -248,3 +248,27 @@ def test_a_configuration_change_of_lookback_days_is_applied():
     with Sandbox(config={"segment": {"audiences": [audience]}}) as sb:
         sb.configure({"segment": {"audiences": [{**audience, "lookback_days": 7}]}})
         assert sb.engage.computations.definitions.by_key("audience", "buyers").lookback_days == 7
+
+
+@pytest.mark.parametrize("how, resent", [
+    ("a new anonymousId (not carried by the payloads)", 0),
+    ("an anonymous profile with an email, merged in later", 2),
+    ("an anonymous profile with an email, merged in the same batch", 2),
+])
+def test_a_member_is_synced_again_only_when_the_ids_the_payloads_carry_change(how, resent):
+    config = {"segment": {"audiences": [{"key": "buyers", "query": "event('Order Completed').count() >= 1",
+                                         "destinations": {"braze": {"identify": True}}}]}}
+    with Sandbox(config=config) as sb:
+        sb.segment.ingest([{"type": "track", "userId": "u1", "anonymousId": "device-0", "event": "Order Completed"}])
+        if how.startswith("an anonymous profile") and how.endswith("later"):
+            sb.segment.ingest([{"type": "identify", "anonymousId": "a1", "traits": {"email": "u1@example.com"}}])
+        sent = len(sb.engage.computations.messages())
+        if how.startswith("a new anonymousId"):
+            batch = [{"type": "page", "userId": "u1", "anonymousId": f"device-{n}"} for n in range(1, 4)]
+        elif how.endswith("later"):
+            batch = [{"type": "track", "userId": "u1", "anonymousId": "a1", "event": "Viewed"}]
+        else:
+            batch = [{"type": "identify", "anonymousId": "a1", "traits": {"email": "u1@example.com"}},
+                     {"type": "track", "userId": "u1", "anonymousId": "a1", "event": "Viewed"}]
+        sb.segment.ingest(batch)
+        assert len(sb.engage.computations.messages()) - sent == resent

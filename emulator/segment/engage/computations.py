@@ -21,7 +21,7 @@ from .definitions import (AUDIENCE, CYCLE_MESSAGE, TRAIT, Connection, Definition
                           external_ids_option, from_config, lookback_option, parse_connections, parse_query)
 from .emission import Identity, build_messages
 from .identity import event_name, message_traits
-from .profiles import value_text
+from .profiles import carried_ids, value_text
 
 if TYPE_CHECKING:
     import sqlite3
@@ -279,13 +279,17 @@ class Computations:
         active = self._active()
         changed: dict[str, set[str]] = {}
         self._evaluate_touched(messages, conn, [d for d in active if not d.is_batch], changed)
-        gained = list(dict.fromkeys(m["_profile"] for m in messages if m.get("_gained_id")))
-        if gained:
-            self._resync(conn, active, gained, changed)
+        before = {m["_profile"]: m["_carried_before"] for m in messages if "_carried_before" in m}
+        if before:
+            now_carried = carried_ids(conn, list(before))
+            gained = [pid for pid, ids in before.items() if now_carried.get(pid) not in (None, ids)]
+            if gained:
+                self._resync(conn, active, gained, changed)
 
     def _resync(self, conn: "sqlite3.Connection", active: list[Definition], profile_ids: list[str],
                 changed: dict[str, set[str]]) -> None:
-        """Profiles that gained an external id: "Re-sync also happens when a new external_id is added to a profile"
+        """Profiles that gained an external id the payloads carry (a user_id, an email, a first anonymous_id; on its
+        own or through a merge): "Re-sync also happens when a new external_id is added to a profile"
         (reference/segment-api.md §2.1). What each is in (an audience it belongs to, a trait value it has) is sent
         again to the destinations already synced, one call per identifier, so the new one is carried; a value
         that changed in this very batch was sent already."""
@@ -496,14 +500,7 @@ class Computations:
             self.sandbox.outbox.enqueue(conn, destination, [m for m, _ in messages], texts=[t for _, t in messages])
 
     def _identities(self, conn: "sqlite3.Connection", profile_ids: list[str]) -> dict[str, Identity]:
-        rows: dict[str, list[dict]] = {}
-        for start in range(0, len(profile_ids), _CHUNK):
-            chunk = profile_ids[start:start + _CHUNK]
-            for pid, id_type, value in conn.execute(
-                    "SELECT profile_id, type, value FROM engage_external_ids WHERE profile_id IN"
-                    f" ({','.join('?' * len(chunk))}) ORDER BY created_at, rowid", chunk):
-                rows.setdefault(pid, []).append({"type": id_type, "id": value})
-        return {pid: Identity.from_external_ids(ids) for pid, ids in rows.items()}
+        return {pid: Identity(*ids) for pid, ids in carried_ids(conn, profile_ids).items()}
 
     # --- reads -------------------------------------------------------------------------------------------------
     def size(self, key: str) -> int:

@@ -26,14 +26,6 @@ class Identity:
     anonymous_id: str | None
     emails: tuple[str, ...]
 
-    @classmethod
-    def from_external_ids(cls, external_ids: list[dict]) -> "Identity":
-        first: dict[str, str] = {}
-        for row in external_ids:
-            first.setdefault(row["type"], row["id"])
-        return cls(first.get("user_id"), first.get("anonymous_id"),
-                   tuple(row["id"] for row in external_ids if row["type"] == "email"))
-
     def variants(self, fan_out: bool) -> list[str | None]:
         """The email each call carries. Normally one call (with the first email). On a first sync and on an exit,
         one call per identifier: the user_id's (no email) and one per email (using-engage-data.md)."""

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ...clock import iso
-from .profiles import value_text
+from .profiles import carried_ids, value_text
 
 if TYPE_CHECKING:
     from ...sandbox import Sandbox
@@ -506,8 +506,11 @@ class IdentityResolver:
         # Profiles whose identity changed (new, gained an id, or merged): every definition may now read differently.
         reidentified = {find(p) for p in batch.new_profiles} | {find(p) for p, *_ in batch.new_ids}
         reidentified.update(find(into) for _other, into, _mid in batch.merges)
-        # Profiles that were known and gained an external id: Engage re-syncs what they are in (computations)
-        gained = {find(p) for p, *_ in batch.new_ids} - {find(p) for p in batch.new_profiles}
+        # Stored profiles that gained ids (their own, or a merged profile's): what the payloads carry of their ids
+        # before this batch, for Engage to re-sync what they are in when that changes (computations._resync)
+        brand_new = {p for p in new_profiles if find(p) == p}
+        gained = ({find(p) for p, *_ in batch.new_ids} | {find(into) for _other, into, _mid in batch.merges}) - brand_new
+        carried_before = carried_ids(conn, sorted(gained)) if gained else {}
         event_rows = []
         trait_rows: dict[tuple[str, str], tuple] = {}
         for message, profile in attached:
@@ -517,7 +520,7 @@ class IdentityResolver:
             if profile in reidentified:
                 message["_reidentified"] = True
                 if profile in gained:
-                    message["_gained_id"] = True
+                    message["_carried_before"] = carried_before.get(profile, (None, None, ()))
             seq, source = message["_seq"], message["_source"]
             event_rows.append((seq, profile, event_name(message), message["timestamp"]))
             touched[profile] = (message["messageId"], source)

@@ -16,6 +16,8 @@ import json
 from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from ...store import Store
 
 TRAIT_CLASSES = ("trait", "computed_trait", "audience")
@@ -24,6 +26,29 @@ COLLECTIONS = ("users", "accounts")
 
 #: The JSON text a trait value is stored as (user traits, computed traits and audiences alike).
 value_text = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def carried_ids(conn: "sqlite3.Connection", profile_ids: list[str]) -> dict[str, tuple[Any, Any, tuple]]:
+    """What Engage's payloads carry of each profile's external ids, in the order they were added: (its first
+    user_id, its first anonymous_id, every email). Profiles without ids are absent."""
+    rows: dict[str, list[tuple[str, str]]] = {}
+    for start in range(0, len(profile_ids), _ID_CHUNK):
+        chunk = profile_ids[start:start + _ID_CHUNK]
+        for pid, id_type, value in conn.execute(
+                "SELECT profile_id, type, value FROM engage_external_ids WHERE profile_id IN"
+                f" ({','.join('?' * len(chunk))}) ORDER BY created_at, rowid", chunk):
+            rows.setdefault(pid, []).append((id_type, value))
+    carried = {}
+    for pid, ids in rows.items():
+        first: dict[str, str] = {}
+        for id_type, value in ids:
+            first.setdefault(id_type, value)
+        carried[pid] = (first.get("user_id"), first.get("anonymous_id"),
+                        tuple(value for id_type, value in ids if id_type == "email"))
+    return carried
+
+
+_ID_CHUNK = 900
 
 
 def live_profile(store: "Store", profile_id: str) -> str | None:
