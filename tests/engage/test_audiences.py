@@ -272,3 +272,13 @@ def test_a_member_is_synced_again_only_when_the_ids_the_payloads_carry_change(ho
                      {"type": "track", "userId": "u1", "anonymousId": "a1", "event": "Viewed"}]
         sb.segment.ingest(batch)
         assert len(sb.engage.computations.messages()) - sent == resent
+
+
+def test_backfill_off_leaves_out_events_received_before_creation_even_at_the_same_instant():
+    # a manual clock standing still: the events before and after creation share their receivedAt
+    with Sandbox() as sb:
+        sb.segment.ingest([{"type": "track", "userId": "old", "event": "Viewed"}])
+        sb.engage.computations.create("audience", key="viewers", query="event('Viewed').count() >= 1", backfill=False)
+        sb.segment.ingest([{"type": "track", "userId": "new", "event": "Viewed"}])
+        members = sb.engage.computations.members("viewers")
+        assert members == [sb.engage.profile_id_for("user_id", "new")]

@@ -220,8 +220,9 @@ class Computations:
     def _create(self, definition: Definition) -> Definition:
         self._check_cycles(definition)
         now = iso(self._now())
-        definition = replace(definition, created_at=now, updated_at=now)
         with self.sandbox.store.transaction() as conn:
+            seen = conn.execute("SELECT coalesce(max(seq), 0) FROM segment_events").fetchone()[0]
+            definition = replace(definition, created_at=now, updated_at=now, created_seq=seen)
             self.definitions.save(conn, definition)
             if definition.enabled:
                 changed: dict[str, set[str]] = {}
@@ -232,7 +233,8 @@ class Computations:
 
     def _replace(self, current: Definition, updated: Definition) -> Definition:
         self._check_cycles(updated)
-        updated = replace(updated, id=current.id, created_at=current.created_at, updated_at=iso(self._now()),
+        updated = replace(updated, id=current.id, created_at=current.created_at, created_seq=current.created_seq,
+                          updated_at=iso(self._now()),
                           origin=current.origin, computed_at=current.computed_at, next_run_at=current.next_run_at,
                           synced=tuple(s for s in current.synced if s in _names(updated.connections)))
         new_destinations = tuple(n for n in _names(updated.connections) if n not in updated.synced)
@@ -416,6 +418,7 @@ class Computations:
         values = self.evaluator.evaluate(
             definition.query, at=now, profile_ids=profile_ids, conn=conn,
             since=_events_since(definition),
+            since_seq=definition.created_seq if not definition.backfill and definition.created_seq is not None else -1,
             external_id_types=definition.external_id_types if definition.kind == AUDIENCE else None)
         changes: list[tuple[str, Any, bool | None]] = []  # (profile, value, entered)
         cleared: list[str] = []  # computed traits that no longer have a value

@@ -402,7 +402,9 @@ class _Compiler:
         at = profile_row or alias
         if self.since:
             # only when asked: without it a count reads nothing but the (name, timestamp) index
-            conds.append(f"{alias}.received_at >= :since")
+            # received at or after :since; at that very instant (a manual clock standing still), only after the
+            # event seq :since_seq (the last event a definition created then had seen; -1: every one)
+            conds.append(f"({alias}.received_at > :since OR ({alias}.received_at = :since AND {alias}.seq > :since_seq))")
         window = stream.window
         if isinstance(window, Within):
             if window.parent:
@@ -670,13 +672,14 @@ class Evaluator:
         return self.compile(query, realtime=realtime, since=since).sql
 
     def evaluate(self, query: Query, *, at: datetime, profile_ids: Sequence[str] | None = None,
-                 since: str | None = None, external_id_types: Sequence[str] | None = None,
+                 since: str | None = None, since_seq: int = -1, external_id_types: Sequence[str] | None = None,
                  conn: sqlite3.Connection | None = None) -> dict[str, Any]:
         """The query's value for each live profile at sandbox time `at`.
 
         profile_ids=None: every live profile of the collection ('users'; 'accounts' for an ANY/ALL definition) in
         one statement; a list: only those of them that are live. `since` (ISO instant): only events received at or
-        after it count (Historical Backfill off); trait data always counts. `external_id_types`: a profile without
+        after it count (Historical Backfill off; at that instant, only those after event `since_seq`); trait data
+        always counts. `external_id_types`: a profile without
         an external id of these types is not considered (audience False / trait None).
         Audiences give a bool per profile, traits the JSON value (None when there is none).
         """
@@ -692,6 +695,7 @@ class Evaluator:
         if since is not None:
             # received_at is stored as iso() text: compare like with like
             params["since"] = iso(parse_instant(since))
+            params["since_seq"] = since_seq
         params["types"] = None if external_id_types is None else json.dumps(list(external_id_types))
         if profile_ids is not None:
             params["ids"] = json.dumps(list(profile_ids))

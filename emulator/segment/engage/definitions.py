@@ -71,6 +71,7 @@ class Definition:
     description: str | None = None
     backfill: bool = True
     lookback_days: int | None = None  # with backfill: event data from this many days before creation (Public API)
+    created_seq: int | None = None  # the last event seq when it was created: backfill off counts only later ones
     include_anonymous: bool = False
     external_id_types: tuple[str, ...] = DEFAULT_EXTERNAL_IDS
     force_batch: bool = False
@@ -95,7 +96,7 @@ class Definition:
         return self.query.is_batch or self.force_batch
 
     def options_json(self) -> str:
-        return json.dumps({"backfill": self.backfill, "lookback_days": self.lookback_days,
+        return json.dumps({"backfill": self.backfill, "lookback_days": self.lookback_days, "created_seq": self.created_seq,
                            "include_anonymous": self.include_anonymous,
                            "external_id_types": list(self.external_id_types), "batch": self.force_batch,
                            "description": self.description})
@@ -270,6 +271,7 @@ class DefinitionStore:
             id=row["id"], kind=row["kind"], key=row["key"], name=row["name"], description=options.get("description"),
             query_text=row["query"], query=self._query(row["kind"], row["query"], options.get("batch", False)),
             enabled=bool(row["enabled"]), backfill=options["backfill"], lookback_days=options.get("lookback_days"),
+            created_seq=options.get("created_seq"),
             include_anonymous=options["include_anonymous"],
             external_id_types=tuple(options["external_id_types"]), force_batch=options.get("batch", False),
             connections=connections, origin=row["origin"], created_at=row["created_at"], updated_at=row["updated_at"],
