@@ -52,6 +52,10 @@ def test_cohort_mode_puts_the_user_in_the_cohort_and_the_segment_cohorts_segment
         assert [c["path"] for c in reversed(cohort_calls)] == ["/partners/segment/cohorts",
                                                                "/partners/segment/cohorts/users"]
         assert cohort_calls[0]["request_body"]["client_secret"] == "sandbox-data-import-key"
+        [trace] = sb.segment.deliveries(destination="braze_cohorts")  # both calls are attempts of the message
+        assert trace["attempt_count"] == 2
+        assert [(a["attempt"], a["request"]["url"].rsplit("/", 1)[-1]) for a in trace["attempts"]] == [
+            (1, "cohorts"), (2, "users")]
         buy(sb)
         assert sb.braze.cohort_members("dormant_shopper") == []
         assert sb.braze.segment_members("Dormant cohort") == []

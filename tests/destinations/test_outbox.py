@@ -189,6 +189,7 @@ def test_a_refused_event_is_discarded_before_sending_with_segments_message(sandb
     assert delivery["error_code"] == "errors.discarded.400"
     assert 'One of "external_id" or "user_alias" or "braze_id" or "email" is required.' in delivery["error"]
     assert delivery["attempts"][0]["request"] is None
+    assert delivery["attempt_count"] == len(delivery["attempts"]) == 1  # the refusal is its one attempt
 
 
 def test_the_delivery_trace_is_served_over_http(sandbox):

@@ -282,3 +282,13 @@ def test_backfill_off_leaves_out_events_received_before_creation_even_at_the_sam
         sb.segment.ingest([{"type": "track", "userId": "new", "event": "Viewed"}])
         members = sb.engage.computations.members("viewers")
         assert members == [sb.engage.profile_id_for("user_id", "new")]
+
+
+def test_a_computed_trait_cannot_be_connected_to_braze_cohorts():
+    trait = {"key": "views", "query": "event('Viewed').count()", "destinations": {"braze_cohorts": True}}
+    with pytest.raises(ConfigError) as refused:
+        Sandbox(config={"segment": {"computed_traits": [trait]}})
+    assert "segment.computed_traits[0].destinations.braze_cohorts" in str(refused.value)
+    with Sandbox() as sb, pytest.raises(DefinitionError):
+        sb.engage.computations.create("trait", key="views", query="event('Viewed').count()",
+                                      destinations={"braze_cohorts": True})

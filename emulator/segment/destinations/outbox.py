@@ -445,6 +445,10 @@ class Outbox:
                     if outcome.index in final_for:
                         self._finish(settle, outcome.index, row, "delivered", outcome.status, None, None, at,
                                      request_id, counts)
+                    else:  # an earlier call of the message (creating its cohort): an attempt of its own in the trace
+                        later = sum(1 for events in calls.unsent.values() if outcome.index in events)
+                        settle.outcomes.append((outcome.index, request_id, row["attempts"] - later, at, "delivered",
+                                                outcome.status, None, None))
                     continue
                 failed_now.add(outcome.index)
                 code = outcome.code if error is not None else str(outcome.status)
@@ -482,8 +486,10 @@ class Outbox:
     @staticmethod
     def _finish(settle: _Settlements, outbox_id: int, row: dict, outcome: str, status: int | None,
                 error_code: str | None, message: str | None, at: str, request_id: int | None, counts: dict) -> None:
-        settle.finished.append((outcome, at, error_code, message, row["attempts"], row["first_attempt_at"], outbox_id))
-        attempt = row["attempts"] + (1 if request_id is None else 0)
+        attempt = row["attempts"] + (1 if request_id is None else 0)  # a refusal before sending is an attempt too
+        first = row["first_attempt_at"] or (at if request_id is None and outcome != "filtered" else None)
+        settle.finished.append((outcome, at, error_code, message, attempt if outcome != "filtered" else row["attempts"],
+                                first, outbox_id))
         settle.outcomes.append((outbox_id, request_id, attempt, at, outcome, status, error_code, message))
         if outcome in counts:
             counts[outcome] += 1

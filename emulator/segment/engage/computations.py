@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from ...clock import iso, parse_instant
 from .definitions import (AUDIENCE, CYCLE_MESSAGE, TRAIT, Connection, Definition, DefinitionError, DefinitionStore,
-                          external_ids_option, from_config, lookback_option, parse_connections, parse_query)
+                          cohorts_only_for_audiences, external_ids_option, from_config, lookback_option, parse_connections, parse_query)
 from .emission import Identity, build_messages
 from .identity import event_name, message_traits
 from .profiles import carried_ids, value_text
@@ -154,7 +154,7 @@ class Computations:
                 entry["external_id_types"] = list(external_id_types)
             definition = from_config(entry, kind, self.space_id)
             definition = replace(definition, id=self.sandbox.ids.token(definition.id[:4]), origin=origin)
-            self._check_destinations(definition.connections)
+            self._check_destinations(definition.connections, definition.kind)
             return self._create(definition)
 
     def update(self, definition_id: str, **changes: Any) -> Definition:
@@ -186,7 +186,7 @@ class Computations:
                 changes["external_id_types"], updated.include_anonymous, "external_id_types"))
         if changes.get("destinations") is not None:
             connections = parse_connections(changes["destinations"], current.kind)
-            self._check_destinations(connections)
+            self._check_destinations(connections, current.kind)
             updated = replace(updated, connections=connections)
         return self._replace(current, updated)
 
@@ -201,12 +201,13 @@ class Computations:
                          (definition.key, definition.trait_class))
         return True
 
-    def _check_destinations(self, connections: Iterable[Connection]) -> None:
+    def _check_destinations(self, connections: Iterable[Connection], kind: str) -> None:
         configured = self.sandbox.config["segment"]["destinations"]
         for connection in connections:
             if connection.destination not in configured:
                 raise DefinitionError(f"destination {connection.destination!r} is not configured under "
                                       f"segment.destinations (configured: {sorted(configured)})", "destinations")
+            cohorts_only_for_audiences(connection.destination, configured, kind)
 
     def _check_cycles(self, candidate: Definition) -> None:
         queries = {d.key: d.query for d in self.definitions.all() if d.id != candidate.id}

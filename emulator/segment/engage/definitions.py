@@ -216,6 +216,16 @@ def external_ids_option(raw: Any, include_anonymous: bool, where: str) -> tuple[
     return tuple(types)
 
 
+def cohorts_only_for_audiences(destination: str, configured: dict, kind: str) -> None:
+    """Braze Cohorts syncs audiences (its one action is Sync Audience): a computed trait connected to it would have
+    every message filtered."""
+    settings = configured.get(destination)
+    kind_of_destination = settings.get("type", destination) if isinstance(settings, dict) else destination
+    if kind == TRAIT and kind_of_destination == "braze_cohorts":
+        raise DefinitionError(f"{destination} (Braze Cohorts) syncs audiences only: connect computed traits to a "
+                              "Braze Cloud Mode destination", "destinations")
+
+
 def check_config(config: dict, source: str | None = None) -> None:
     """Refuse bad definitions at load, naming the file and the path (EMULATOR.md §3)."""
     from .query import detect_cycle
@@ -240,6 +250,11 @@ def check_config(config: dict, source: str | None = None) -> None:
             if unknown:
                 raise ConfigError(f"{path}.destinations", f"destinations configured under segment.destinations "
                                   f"(unknown: {sorted(unknown)})", source)
+            for connection in definition.connections:
+                try:
+                    cohorts_only_for_audiences(connection.destination, config["segment"]["destinations"], kind)
+                except DefinitionError as exc:
+                    raise ConfigError(f"{path}.destinations.{connection.destination}", exc.message, source) from None
             queries[definition.key] = definition.query
     cycle = detect_cycle(queries)
     if cycle:
