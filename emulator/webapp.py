@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 import traceback
 from typing import TYPE_CHECKING, Any, Callable
@@ -56,7 +57,19 @@ def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody) -> Fla
         response.status_code = fault.status
         if fault.retry_after is not None:
             response.headers["Retry-After"] = f"{fault.retry_after:g}"
+            if fault.status == 429:  # a rate limit also says when its window resets (epoch seconds, sandbox clock)
+                reset = sandbox.clock.now().timestamp() + fault.retry_after
+                response.headers["X-RateLimit-Reset"] = str(math.ceil(reset))
         response.headers["X-Emulator-Fault"] = "injected"
+        return response
+
+    @app.after_request
+    def _reason_phrase(response: Response) -> Response:
+        # RFC 9110's phrase ("400 Bad Request"), as Segment's and Braze's servers send it; werkzeug upper-cases it,
+        # and clients show it in their errors (analytics-node: "[400] BAD REQUEST")
+        code = response.status_code
+        if code in HTTP_STATUS_CODES:
+            response.status = f"{code} {HTTP_STATUS_CODES[code]}"
         return response
 
     @app.after_request

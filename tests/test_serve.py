@@ -108,3 +108,16 @@ def test_a_reset_while_the_worker_delivers_leaves_nothing_of_the_old_data_in_bra
         assert sb.outbox.summary() == {"braze": {"delivered": 1}}
         assert [d["message_id"] for d in sb.segment.deliveries()] == [sb.segment.events()[0]["messageId"]]
         assert len(sb.segment.deliveries()[0]["attempts"]) == 1
+
+
+def test_answers_carry_the_standard_reason_phrase():
+    import http.client
+    from urllib.parse import urlsplit
+
+    with Sandbox() as sb:
+        url = urlsplit(sb.serve()["segment"])
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        connection.request("POST", "/v1/track", body=b"{not json", headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert (response.status, response.reason) == (400, "Bad Request")
+        connection.close()

@@ -108,7 +108,8 @@ def create_braze_app(sandbox: "Sandbox") -> Flask:
         if request.path.startswith("/_emulator/"):
             return response
         state = g.get("rate") or auth.rate("default", count=False)
-        response.headers.update(state.headers())
+        for name, value in state.headers().items():
+            response.headers.setdefault(name, value)  # an injected 429's own reset stays
         return response
 
     @app.errorhandler(404)

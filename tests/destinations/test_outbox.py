@@ -106,6 +106,7 @@ def test_429_with_retry_after_is_retried_once_the_clock_passes_it(sandbox):
     assert delivery["outcome"] == "delivered" and delivery["attempt_count"] == 2
     assert [a["status"] for a in delivery["attempts"]] == [429, 201]
     assert delivery["attempts"][0]["response"]["headers"]["retry-after"] == "2"
+    assert delivery["attempts"][0]["response"]["headers"]["x-ratelimit-reset"] == "1767225602"  # 00:00:02 UTC
 
 
 def test_400_from_braze_is_discarded_with_segments_error_code(sandbox):
