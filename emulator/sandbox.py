@@ -41,6 +41,7 @@ class Sandbox:
     def __init__(self, path: str | Path | None = None, config: dict | str | Path | None = None,
                  clock: Clock | str | None = None, seed: int | None = None) -> None:
         self.config = load_config(config)
+        self._seed_given = seed
         if seed is not None:
             self.config["seed"] = seed
         self.initial_config = copy.deepcopy(self.config)
@@ -188,9 +189,12 @@ class Sandbox:
         for key in ("seed", "control_token"):
             if key not in given:
                 new[key] = self.config.get(key)
+        if self._seed_given is not None and not isinstance(config, dict):
+            new["seed"] = self._seed_given  # --seed / Sandbox(seed=...) beats a file's seed, as it did at start
         if new["seed"] != self.config["seed"]:  # reseeding would hand out ids already given again
             raise ConfigError("seed", f"{self.config['seed']}, the seed this sandbox started with (set it at start: "
                               "--seed, EMULATOR_SEED or Sandbox(seed=...))", None)
+        self.engage.computations.check_config_keys(new)
         self.config = new
         for hook in self._configure_hooks:
             hook(new)

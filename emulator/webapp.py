@@ -60,6 +60,7 @@ def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody) -> Fla
             if fault.status == 429:  # a rate limit also says when its window resets (epoch seconds, sandbox clock)
                 reset = sandbox.clock.now().timestamp() + fault.retry_after
                 response.headers["X-RateLimit-Reset"] = str(math.ceil(reset))
+                response.headers["X-RateLimit-Remaining"] = "0"
         response.headers["X-Emulator-Fault"] = "injected"
         return response
 

@@ -323,3 +323,11 @@ def test_a_restarted_file_store_with_a_real_time_clock_stays_as_far_ahead_as_it_
 
         assert sb.clock.now() - datetime.now(timezone.utc) > timedelta(days=30, hours=23)
         assert iso(sb.clock.now()) > stamped
+
+
+def test_a_seed_given_at_start_beats_the_configuration_file_s_when_it_is_loaded_again(tmp_path):
+    config = tmp_path / "sandbox.yaml"
+    config.write_text("seed: 5\n")
+    with Sandbox(config=config, seed=7) as sb:
+        sb.configure(config)  # the same file again: the --seed given at start still wins
+        assert sb.config["seed"] == 7

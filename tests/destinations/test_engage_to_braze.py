@@ -75,3 +75,18 @@ def test_engage_messages_reach_braze_over_http_when_served():
         become_dormant(sb)
         assert sb.braze.user(external_id="u1")["custom_attributes"]["dormant_shopper"] is True
         assert sb.journal.search(app="braze", path="/users/track")[0]["request_headers"]["Host"].startswith("127.0.0.1")
+
+
+def test_a_cohort_batch_retried_after_its_create_call_failed_counts_only_the_calls_that_went_out():
+    with sandbox_for({"braze_cohorts": True}) as sb:
+        sb.segment.ingest([{"type": "identify", "userId": "u1", "traits": {"email": "u1@example.com"}}])
+        sb.flush()
+        sb.faults.add(app="braze", path="/partners/segment/cohorts", status=503, count=1)
+        become_dormant(sb)  # the create call fails: the users call of the batch is not sent
+        sb.clock.advance("2s")
+        sb.flush()
+        [trace] = sb.segment.deliveries(destination="braze_cohorts")
+        assert trace["outcome"] == "delivered" and trace["attempt_count"] == 3
+        assert [(a["attempt"], a["outcome"], a["status"], a["request"]["url"].rsplit("/", 1)[-1])
+                for a in trace["attempts"]] == [(1, "retrying", 503, "cohorts"), (2, "delivered", 201, "cohorts"),
+                                                (3, "delivered", 201, "users")]

@@ -292,3 +292,12 @@ def test_a_computed_trait_cannot_be_connected_to_braze_cohorts():
     with Sandbox() as sb, pytest.raises(DefinitionError):
         sb.engage.computations.create("trait", key="views", query="event('Viewed').count()",
                                       destinations={"braze_cohorts": True})
+
+
+def test_a_configuration_cannot_take_the_key_of_a_definition_made_through_the_api():
+    with Sandbox() as sb:
+        sb.engage.computations.create("trait", key="views", query="event('Viewed').count()")
+        with pytest.raises(ConfigError) as refused:
+            sb.configure({"segment": {"audiences": [{"key": "views", "query": "event('Viewed').count() >= 1"}]}})
+        assert "segment.audiences[0].key" in str(refused.value)
+        assert [d.kind for d in sb.engage.computations.definitions.all()] == ["trait"]  # nothing applied

@@ -155,8 +155,14 @@ class _Round:
     it sends (with the attempts their requests make), and the refusals waiting for their batch's answer."""
 
     read: dict[int, dict]
-    inflight: dict[int, dict]
+    inflight: dict[int, dict]  # attempts: as before the round; `sent` adds the calls that went out
     deferred: dict[int, DestinationRefusal]
+    sent: dict[int, int] = field(default_factory=dict)  # calls carrying each message sent so far: one attempt each
+
+    def row(self, oid: int) -> dict:
+        """The message's row as its settlement writes it now: an attempt per call of it that went out."""
+        base = self.inflight[oid]
+        return {**base, "attempts": base["attempts"] + self.sent.get(oid, 0)}
 
 
 @dataclass
@@ -338,13 +344,8 @@ class Outbox:
                 requests.append((request_id, planned, stored))
         calls = _Calls({request_id: stored["events"] for request_id, _, stored in requests})
         last_request = {ids[i]: request_id for request_id, planned, _ in requests for i in planned.events}
-        # The rows as their settlement writes them: attempts + 1 per request carrying the message
-        sent_in: dict[int, int] = {}
-        for _, planned, _ in requests:
-            for i in dict.fromkeys(planned.events):
-                sent_in[ids[i]] = sent_in.get(ids[i], 0) + 1
-        inflight = {oid: {"id": oid, "attempts": by_id[oid]["attempts"] + n,
-                          "first_attempt_at": by_id[oid]["first_attempt_at"] or at} for oid, n in sent_in.items()}
+        inflight = {oid: {"id": oid, "attempts": by_id[oid]["attempts"],
+                          "first_attempt_at": by_id[oid]["first_attempt_at"] or at} for oid in last_request}
         batch = _Round(by_id, inflight, deferred)
         for request_id, _, stored in requests:
             if self._pausing():
@@ -397,6 +398,8 @@ class Outbox:
         calls.unsent.pop(request_id, None)
         if calls.failed.intersection(stored["events"]):
             return  # an earlier call of the batch failed (e.g. creating the cohort): closed as not sent with it
+        for oid in dict.fromkeys(stored["events"]):
+            batch.sent[oid] = batch.sent.get(oid, 0) + 1
         request = stored["request"]
         try:
             answer = self.transport.send(request["endpoint"], request["method"], request["path"], request["headers"],
@@ -417,7 +420,7 @@ class Outbox:
             outcomes = destination.read(_planned(stored), answer.status, answer.body)
             retry_after = _retry_after(answer.headers, now)
         attempted: list[tuple] = []
-        rows = {oid: batch.inflight[oid] for oid in stored["events"] if oid in batch.inflight}
+        rows = {oid: batch.row(oid) for oid in stored["events"] if oid in batch.inflight}
         # an answer can name the batch's refused events too (a failure thrown out of performBatch fails them all;
         # an ecommerce error at a refused payload's position is read onto it): that replaces their refusal and
         # counts as an attempt
@@ -446,8 +449,7 @@ class Outbox:
                         self._finish(settle, outcome.index, row, "delivered", outcome.status, None, None, at,
                                      request_id, counts)
                     else:  # an earlier call of the message (creating its cohort): an attempt of its own in the trace
-                        later = sum(1 for events in calls.unsent.values() if outcome.index in events)
-                        settle.outcomes.append((outcome.index, request_id, row["attempts"] - later, at, "delivered",
+                        settle.outcomes.append((outcome.index, request_id, row["attempts"], at, "delivered",
                                                 outcome.status, None, None))
                     continue
                 failed_now.add(outcome.index)
@@ -508,25 +510,28 @@ class Outbox:
         resumed = [(row["id"], destinations[row["destination"]], json.loads(row["request"])) for row in open_requests
                    if row["destination"] in destinations]
         last_request = {oid: request_id for request_id, _, request in resumed for oid in request["events"]}
-        # Attempts as the broken-off rounds counted them: each of their requests carrying a message, answered ones
-        # included, up to the last one still open; the first attempt, when the message had none, at their start.
+        # Attempts as the broken-off rounds counted them: each call of theirs that went out before the crash (an
+        # answer, or a connection error) is an attempt of the messages it carried, as each call resent now will be;
+        # the first attempt, when the message had none, at the round's start.
         last_open = {}
         for row in open_requests:
             last_open[row["round_id"]] = row["id"]
-        carried: dict[int, int] = {}
+        sent: dict[int, int] = {}
         started: dict[int, str] = {}
         for round_id, last_id in last_open.items():
-            for row in store.query("SELECT request, started_at FROM delivery_requests WHERE id BETWEEN ? AND ?"
-                                   " AND round_id = ?", (round_id, last_id, round_id)):
+            for row in store.query("SELECT request, started_at, status IS NOT NULL OR (error IS NOT NULL AND error != ?)"
+                                   " AS went_out FROM delivery_requests WHERE id BETWEEN ? AND ? AND round_id = ?",
+                                   (NOT_SENT, round_id, last_id, round_id)):
                 for oid in dict.fromkeys(json.loads(row["request"])["events"]):
-                    carried[oid] = carried.get(oid, 0) + 1
                     started.setdefault(oid, row["started_at"])
+                    if row["went_out"]:
+                        sent[oid] = sent.get(oid, 0) + 1
         read = {r["id"]: r for r in store.query(
             "SELECT id, attempts, first_attempt_at FROM outbox WHERE status = 'pending'"
             " AND id IN (SELECT value FROM json_each(?))", (json.dumps(list(last_request)),))}
-        batch = _Round(read, {oid: {"id": oid, "attempts": row["attempts"] + carried.get(oid, 1),
+        batch = _Round(read, {oid: {"id": oid, "attempts": row["attempts"],
                                     "first_attempt_at": row["first_attempt_at"] or started.get(oid)}
-                              for oid, row in read.items()}, {})
+                              for oid, row in read.items()}, {}, sent)
         calls = _Calls({request_id: request["events"] for request_id, _, request in resumed})
         for request_id, destination, request in resumed:
             if self._pausing():

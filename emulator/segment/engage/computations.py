@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ...clock import iso, parse_instant
+from ...config import ConfigError
 from .definitions import (AUDIENCE, CYCLE_MESSAGE, TRAIT, Connection, Definition, DefinitionError, DefinitionStore,
                           cohorts_only_for_audiences, external_ids_option, from_config, lookback_option, parse_connections, parse_query)
 from .emission import Identity, build_messages
@@ -115,8 +116,20 @@ class Computations:
         return timedelta(hours=self.sandbox.config["segment"]["space"].get("batch_interval_hours", 8))
 
     # --- definitions ------------------------------------------------------------------------------------------
+    def check_config_keys(self, config: dict) -> None:
+        """A configured definition may not take the key of one made through the API or in Python (either kind: both
+        are the profile trait of that name); refused before the configuration is applied."""
+        taken = {d.key: d for d in self.definitions.all() if d.origin != "config"}
+        for kind, section in ((AUDIENCE, "audiences"), (TRAIT, "computed_traits")):
+            for index, entry in enumerate(config["segment"].get(section) or []):
+                other = taken.get(entry.get("key") if isinstance(entry, dict) else None)
+                if other is not None:
+                    raise ConfigError(f"segment.{section}[{index}].key", f"a key no audience or computed trait made "
+                                      f"through the API uses ({other.kind} {other.id} has {other.key!r})", None)
+
     def sync_config(self) -> None:
         """Make the table match `segment.audiences` / `segment.computed_traits` (configured definitions only)."""
+        self.check_config_keys(self.sandbox.config)
         wanted: dict[str, Definition] = {}
         for kind, section in ((AUDIENCE, "audiences"), (TRAIT, "computed_traits")):
             for entry in self.sandbox.config["segment"].get(section) or []:
@@ -143,8 +156,8 @@ class Computations:
             for existing_kind in (kind, TRAIT if kind == AUDIENCE else AUDIENCE):
                 # one key per space: both write the profile trait of that name
                 if self.definitions.by_key(existing_kind, key) is not None:
-                    raise DefinitionError(f"a {'computed trait' if existing_kind == TRAIT else 'audience'} with key "
-                                          f"{key!r} exists already (Segment: avoid using the same key twice)", "key")
+                    raise DefinitionError(f"{'a computed trait' if existing_kind == TRAIT else 'an audience'} with "
+                                          f"key {key!r} exists already (Segment: avoid using the same key twice)", "key")
             entry = {"key": key, "query": query, "name": name or key, "enabled": enabled, "backfill": backfill,
                      "lookback_days": lookback_days, "include_anonymous": include_anonymous, "batch": batch,
                      "destinations": destinations}
