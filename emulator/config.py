@@ -225,9 +225,14 @@ def merge(base: Any, override: Any) -> Any:
 
 def load_config(config: dict | str | Path | None = None) -> dict:
     """The defaults, with `config` (a dict, or a YAML file path) merged over them, validated."""
+    return load_config_with_keys(config)[0]
+
+
+def load_config_with_keys(config: dict | str | Path | None = None) -> tuple[dict, set[str]]:
+    """`load_config`, and the top-level keys `config` itself sets (the rest are defaults)."""
     source = None
     if config is None:
-        return copy.deepcopy(DEFAULTS)  # the defaults are valid as they stand
+        return copy.deepcopy(DEFAULTS), set()  # the defaults are valid as they stand
     elif isinstance(config, (str, Path)):
         source = str(config)
         try:
@@ -254,7 +259,7 @@ def load_config(config: dict | str | Path | None = None) -> dict:
         if settings.get("type", name) not in ("braze", "braze_cohorts"):
             raise ConfigError(f"segment.destinations.{name}.type", "braze or braze_cohorts (the destination's kind;"
                               " it defaults to the destination's name)", source)
-    return merged
+    return merged, set(user)
 
 
 def _check_unique_write_keys(config: dict, source: str | None) -> None:

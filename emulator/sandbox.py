@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
 from .clock import Clock, iso, parse_instant
-from .config import ConfigError, load_config
+from .config import ConfigError, load_config, load_config_with_keys
 from .ids import Ids
 from .faults import Faults
 from .journal import Journal
@@ -184,8 +184,7 @@ class Sandbox:
         """Replace the configuration (validated first), keeping the data. The seed and the control token, set when
         the sandbox started (`--seed`, `--control-token`), stay unless the new configuration names them: a PUT of
         a configuration must not drop the token that guards the control API. The seed cannot change."""
-        new = load_config(config)
-        given = set(config) if isinstance(config, dict) else set(_yaml_keys(config)) if config is not None else set()
+        new, given = load_config_with_keys(config)
         for key in ("seed", "control_token"):
             if key not in given:
                 new[key] = self.config.get(key)
@@ -269,11 +268,3 @@ class Sandbox:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def _yaml_keys(path: str | Path) -> list[str]:
-    """The top-level keys of a YAML configuration file (load_config has read and validated it already)."""
-    import yaml
-
-    loaded = yaml.safe_load(Path(path).read_text()) or {}
-    return list(loaded) if isinstance(loaded, dict) else []

@@ -134,19 +134,24 @@ class _Settlements:
             self.write()
 
     def write(self) -> None:
-        if self.attempted:
-            self.conn.executemany("UPDATE outbox SET attempts = attempts + 1,"
-                                  " first_attempt_at = coalesce(first_attempt_at, ?) WHERE id = ?", self.attempted)
-        if self.finished:
-            self.conn.executemany("UPDATE outbox SET status = ?, finished_at = ?, error_code = ?, error = ?,"
-                                  " attempts = ?, first_attempt_at = ? WHERE id = ?", self.finished)
-        if self.retried:
-            self.conn.executemany("UPDATE outbox SET next_attempt_at = ?, error_code = ?, error = ?, attempts = ?,"
-                                  " first_attempt_at = ? WHERE id = ?", self.retried)
-        if self.outcomes:
-            self.conn.executemany("INSERT INTO delivery_outcomes (outbox_id, request_id, attempt, at, outcome, status,"
-                                  " error_code, error) VALUES (?,?,?,?,?,?,?,?)", self.outcomes)
-        self.finished, self.retried, self.outcomes, self.attempted = [], [], [], []
+        for name, sql in _SETTLEMENT_SQL:
+            rows = getattr(self, name)
+            if rows:
+                self.conn.executemany(sql, rows)
+                setattr(self, name, [])
+
+
+# In this order: refused events' attempts before the settlements that may rewrite them.
+_SETTLEMENT_SQL = (
+    ("attempted", "UPDATE outbox SET attempts = attempts + 1, first_attempt_at = coalesce(first_attempt_at, ?)"
+                  " WHERE id = ?"),
+    ("finished", "UPDATE outbox SET status = ?, finished_at = ?, error_code = ?, error = ?, attempts = ?,"
+                 " first_attempt_at = ? WHERE id = ?"),
+    ("retried", "UPDATE outbox SET next_attempt_at = ?, error_code = ?, error = ?, attempts = ?, first_attempt_at = ?"
+                " WHERE id = ?"),
+    ("outcomes", "INSERT INTO delivery_outcomes (outbox_id, request_id, attempt, at, outcome, status, error_code,"
+                 " error) VALUES (?,?,?,?,?,?,?,?)"),
+)
 
 
 @dataclass
