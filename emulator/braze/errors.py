@@ -6,21 +6,16 @@ Fatal answers are `{"message": "<fatal error>"}` with an optional `errors` list 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+
+from ..apierror import CatalogueError
 
 
-# Not frozen: contextlib sets __traceback__ on an exception leaving a `with` block (a frozen one turned into
-# FrozenInstanceError, a 500). Compared by identity, as exceptions are.
 @dataclass(eq=False)
-class BrazeError(Exception):
+class BrazeError(CatalogueError):
     status: int
     message: str
     errors: tuple = field(default=())
-
-    def __call__(self) -> "BrazeError":
-        """A fresh copy to raise: the catalogue's instances are shared, and a raised exception keeps its traceback
-        (raising one instance again and again would pile them up)."""
-        return replace(self)
 
     def body(self) -> dict:
         body: dict = {"message": self.message}

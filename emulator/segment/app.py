@@ -10,8 +10,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ..webapp import create_base_app
 from . import errors
 from .errors import SegmentError
-from .profile_api import create_profile_api_blueprint
-from .engage.public_api import create_public_api_blueprint
+from .profile_api import ProfileApiError, create_profile_api_blueprint
+from .engage.public_api import create_public_api_blueprint, error_body as public_api_error
 from .tracking import ENDPOINTS, limit_for
 
 if TYPE_CHECKING:
@@ -32,11 +32,13 @@ def _error_body(status: int, message: str) -> dict:
     path = request.path
     if path.startswith("/spaces/"):
         kind = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(status, "error")
-        return {"errors": [{"type": kind, "message": message}]}
+        return public_api_error(kind, message)
+    if path.startswith("/v1/spaces/"):  # the Profile API's own codes
+        code = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found",
+                405: "method_not_allowed", 413: "invalid_request_error"}.get(status, "api_error")
+        return ProfileApiError(status, code, message).body()
     code = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
             413: "invalid_request"}.get(status, "internal_error" if status >= 500 else "error")
-    if path.startswith("/v1/spaces/"):
-        return {"error": {"code": code, "message": message}}
     if status == 405:
         return errors.METHOD_NOT_ALLOWED.body()
     return {"code": code, "message": message}

@@ -6,23 +6,18 @@ what segment-analytics-python parses into `APIError(status, code, message)`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+
+from ..apierror import CatalogueError
 
 SUCCESS_BODY = {"success": True}
 
 
-# Not frozen: contextlib sets __traceback__ on an exception leaving a `with` block (a frozen one turned into
-# FrozenInstanceError, a 500). Compared by identity, as exceptions are.
 @dataclass(eq=False)
-class SegmentError(Exception):
+class SegmentError(CatalogueError):
     status: int
     code: str
     message: str
-
-    def __call__(self) -> "SegmentError":
-        """A fresh copy to raise: the catalogue's instances are shared, and a raised exception keeps its traceback
-        (raising one instance again and again would pile them up)."""
-        return replace(self)
 
     def body(self) -> dict:
         return {"code": self.code, "message": self.message}

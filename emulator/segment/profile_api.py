@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Mapping
 
 from flask import Blueprint, Response, jsonify, request
 
+from ..apierror import CatalogueError
 from ..clock import iso
 from .engage import profiles as _profiles
 from .engage.identity import extract_ids
@@ -32,15 +33,11 @@ RESOURCES = {"users": ("traits", "external_ids", "events", "metadata", "links"),
 TRAIT_CLASSES = ("audience", "computed_trait", "trait")
 
 
-@dataclass
-class ProfileApiError(Exception):
+@dataclass(eq=False)
+class ProfileApiError(CatalogueError):
     status: int
     code: str
     message: str
-
-    def __call__(self) -> "ProfileApiError":
-        """A fresh copy to raise (the module's instances are shared; see braze.errors.BrazeError.__call__)."""
-        return replace(self)
 
     def body(self) -> dict:
         return {"error": {"code": self.code, "message": self.message}}

@@ -40,7 +40,6 @@ class Triggers:
     """What in an ingested message can change a realtime definition's value for the message's profile, besides a
     change of the profile's identity (new, new id, merged), which can change every definition."""
 
-    every_message: bool  # account-level (ANY/ALL) or entity streams: no pruning
     events: frozenset[str]  # event names its streams read (including funnel steps in where())
     traits: bool  # reads profile traits: messages carrying traits (identify, context.traits, group) matter
     references: tuple[str, ...]  # other definitions it may read through trait(): their changes matter
@@ -50,19 +49,16 @@ class Triggers:
 
     @classmethod
     def of(cls, query: "Query") -> "Triggers":
-        from .query import AllUsers, AnyUser, EventStream, TraitRef, iter_nodes  # lark only once a definition exists
+        from .query import EventStream, TraitRef, iter_nodes  # lark only once a definition exists
 
-        every, events, traits = False, set(), False
+        # (ANY/ALL and entity() streams make a definition batch: realtime ones read events and traits only)
+        events, traits = set(), False
         for node in iter_nodes(query.root):
-            if isinstance(node, (AnyUser, AllUsers)):
-                every = True
-            elif isinstance(node, EventStream):
-                if node.source != "event":
-                    every = True
+            if isinstance(node, EventStream):
                 events.add(node.name)
             elif isinstance(node, TraitRef):
                 traits = True
-        return cls(every, frozenset(events), traits, query.references,
+        return cls(frozenset(events), traits, query.references,
                    query.result_type == "boolean" and not query.windows and _grows_with_events(query.root))
 
 
@@ -94,7 +90,8 @@ class Computations:
         sandbox.segment.tracking.listeners.append(self._on_ingest)
         sandbox.clock.on_move(self._on_clock)
         sandbox.on_reset(self.sync_config)
-        sandbox.on_configure(lambda _config: self.sync_config())
+        sandbox.on_configure(lambda _config: self.sync_config())  # Sandbox.configure checked the keys first
+        self.check_config_keys(sandbox.config)  # a file store may hold API-made definitions already
         self.sync_config()
 
     @property
@@ -129,7 +126,6 @@ class Computations:
 
     def sync_config(self) -> None:
         """Make the table match `segment.audiences` / `segment.computed_traits` (configured definitions only)."""
-        self.check_config_keys(self.sandbox.config)
         wanted: dict[str, Definition] = {}
         for kind, section in ((AUDIENCE, "audiences"), (TRAIT, "computed_traits")):
             for entry in self.sandbox.config["segment"].get(section) or []:
@@ -191,9 +187,10 @@ class Computations:
         for field_name in ("name", "description", "enabled", "backfill"):
             if changes.get(field_name) is not None:
                 updated = replace(updated, **{field_name: changes[field_name]})
-        if changes.get("lookback_days") is not None or (changes.get("backfill") is False and updated.lookback_days):
-            updated = replace(updated, lookback_days=lookback_option(
-                changes.get("lookback_days", updated.lookback_days), updated.backfill, "lookback_days"))
+        lookback = changes.get("lookback_days")
+        if lookback is None:  # kept, unless backfill is turned off: the lookback limits the backfill
+            lookback = None if changes.get("backfill") is False else updated.lookback_days
+        updated = replace(updated, lookback_days=lookback_option(lookback, updated.backfill, "lookback_days"))
         if changes.get("external_id_types") is not None:
             updated = replace(updated, external_id_types=external_ids_option(
                 changes["external_id_types"], updated.include_anonymous, "external_id_types"))
@@ -349,29 +346,26 @@ class Computations:
         for definition in realtime:
             triggers = self.triggers(definition.query)
             members_stay: set[str] = set()
-            if triggers.every_message:
-                profile_ids = list(touched)
-            else:
-                by_other = set(reidentified)
-                if triggers.traits:
-                    by_other |= with_traits
-                for key in triggers.references:
-                    by_other |= changed.get(key, set())
-                by_events: set[str] = set()
-                for name in triggers.events:
-                    by_events |= by_event.get(name, set())
-                if len(by_events) > 3:
-                    # with per-event filters, only the events that pass them can change the value (one statement
-                    # over the batch; for a few profiles, evaluating them is as cheap)
-                    matching = self.evaluator.profiles_with_matching_events(
-                        definition.query, [m["_seq"] for m in messages if m.get("_profile") in by_events],
-                        at=self._now(), conn=conn)
-                    if matching is not None:
-                        by_events &= matching
-                if triggers.members_stay and definition.kind == AUDIENCE:
-                    members_stay = by_events - by_other
-                wanted = by_other | by_events
-                profile_ids = [p for p in touched if p in wanted]
+            by_other = set(reidentified)
+            if triggers.traits:
+                by_other |= with_traits
+            for key in triggers.references:
+                by_other |= changed.get(key, set())
+            by_events: set[str] = set()
+            for name in triggers.events:
+                by_events |= by_event.get(name, set())
+            if len(by_events) > 3:
+                # with per-event filters, only the events that pass them can change the value (one statement
+                # over the batch; for a few profiles, evaluating them is as cheap)
+                matching = self.evaluator.profiles_with_matching_events(
+                    definition.query, [m["_seq"] for m in messages if m.get("_profile") in by_events],
+                    at=self._now(), conn=conn)
+                if matching is not None:
+                    by_events &= matching
+            if triggers.members_stay and definition.kind == AUDIENCE:
+                members_stay = by_events - by_other
+            wanted = by_other | by_events
+            profile_ids = [p for p in touched if p in wanted]
             if profile_ids:
                 self._run(conn, definition, profile_ids, changed=changed, members_stay=members_stay)
 
@@ -416,7 +410,7 @@ class Computations:
     def _read_changes(self, definition: Definition, changed: dict[str, set[str]]) -> list[str]:
         """The profiles for which a definition this one reads (trait()) changed value."""
         profiles: set[str] = set()
-        for key in self.triggers(definition.query).references:
+        for key in definition.query.references:
             profiles |= changed.get(key, set())
         return sorted(profiles)
 

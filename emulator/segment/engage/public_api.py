@@ -22,11 +22,16 @@ if TYPE_CHECKING:
 MAX_PAGE = 200
 
 
-def _errors(status: int, type_: str, message: str, field: str | None = None) -> tuple[Response, int]:
+def error_body(type_: str, message: str, field: str | None = None) -> dict:
+    """The Public API's error envelope."""
     error: dict[str, Any] = {"type": type_, "message": message}
     if field:
         error["field"] = field
-    return jsonify({"errors": [error]}), status
+    return {"errors": [error]}
+
+
+def _errors(status: int, type_: str, message: str, field: str | None = None) -> tuple[Response, int]:
+    return jsonify(error_body(type_, message, field)), status
 
 
 def _summary(definition: Definition, space_id: str, size: int | None) -> dict:
@@ -197,7 +202,8 @@ def create_public_api_blueprint(sandbox: "Sandbox") -> Blueprint:
     @bp.patch("/spaces/<space_id>/<any(audiences, 'computed-traits'):collection>/<definition_id>")
     def update(space_id: str, collection: str, definition_id: str) -> Any:
         kind, data = kind_of(collection), body()
-        if find(kind, definition_id) is None:
+        current = find(kind, definition_id)
+        if current is None:
             return not_found(kind, definition_id)
         if "audienceType" in data:
             raise DefinitionError("audienceType cannot be changed", "audienceType")
@@ -211,7 +217,6 @@ def create_public_api_blueprint(sandbox: "Sandbox") -> Blueprint:
         if "enabled" in data and not isinstance(data["enabled"], bool):
             raise DefinitionError("enabled must be true or false", "enabled")
         _check_options(kind, options)
-        current = find(kind, definition_id)
         if options.get("includeAnonymousUsers", current.include_anonymous) != current.include_anonymous:
             # segment-query-language.md §3.1: you can't "toggle anonymous users by editing; must recreate"
             raise DefinitionError("includeAnonymousUsers cannot be changed by editing (Segment: create a new "
