@@ -34,7 +34,6 @@ class Servers:
         for served in self.apps.values():
             served.thread.join(timeout)
             wasyncore.close_all(served.server._map)  # a no-op once the loop closed them; else (no loop) from here
-            served.thread.join(timeout)
         self.apps.clear()
 
 

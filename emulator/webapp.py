@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 import traceback
 from typing import TYPE_CHECKING, Any, Callable
@@ -29,8 +28,10 @@ class _JSONProvider(DefaultJSONProvider):
         return jsonbody.loads(s, **kwargs)
 
 
-def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody) -> Flask:
-    """A Flask app for one emulated service: journals every request, answers errors in the service's shape."""
+def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody,
+                    rate_limited_headers: Callable[[float], dict[str, str]] | None = None) -> Flask:
+    """A Flask app for one emulated service: journals every request, answers errors in the service's shape.
+    `rate_limited_headers(retry_after)`: what the service adds to a 429 besides `Retry-After`."""
     from .control import create_control_blueprint, token_refusal
 
     app = Flask(f"emulator.{name}")
@@ -57,10 +58,8 @@ def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody) -> Fla
         response.status_code = fault.status
         if fault.retry_after is not None:
             response.headers["Retry-After"] = f"{fault.retry_after:g}"
-            if fault.status == 429:  # a rate limit also says when its window resets (epoch seconds, sandbox clock)
-                reset = sandbox.clock.now().timestamp() + fault.retry_after
-                response.headers["X-RateLimit-Reset"] = str(math.ceil(reset))
-                response.headers["X-RateLimit-Remaining"] = "0"
+            if fault.status == 429 and rate_limited_headers is not None:
+                response.headers.update(rate_limited_headers(fault.retry_after))
         response.headers["X-Emulator-Fault"] = "injected"
         return response
 
@@ -79,8 +78,8 @@ def create_base_app(sandbox: "Sandbox", name: str, error_body: ErrorBody) -> Fla
             return response  # the control plane does not fill the journal it serves
         body = g.pop("journal_body", None)
         if body is None and request.content_length:
-            if request.content_length > (app.config["MAX_CONTENT_LENGTH"] or request.content_length):
-                body = f"[a body of {request.content_length:,} bytes, over the {app.config['MAX_CONTENT_LENGTH']:,} read]"
+            if request.content_length > request.max_content_length:
+                body = f"[a body of {request.content_length:,} bytes, over the {request.max_content_length:,} read]"
             else:
                 body = request.get_data(cache=True, as_text=True)
         response_body = None if response.direct_passthrough else response.get_data(as_text=True)

@@ -16,15 +16,13 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import sys
 import time
-from typing import Any
 
 import httpx
 
 from emulator import Sandbox
+from emulator.segment.destinations.transport import call_wsgi
 
 UNLIMITED = {"braze": {"rate_limits": {"users.track": {"limit": 10**9, "window_seconds": 60}}}}
 
@@ -82,22 +80,6 @@ def bench_mix_client(client: httpx.Client, requests: int) -> float:
     return requests * 75 / (time.perf_counter() - started)
 
 
-def _call_app(app: Any, path: str, headers: dict[str, str], body: bytes) -> int:
-    """One POST to a WSGI app with a plain environ and no HTTP client, as the Segment destinations' in-process
-    transport sends it; answers the status."""
-    environ = {"REQUEST_METHOD": "POST", "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
-               "SERVER_NAME": "braze.emulator", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
-               "HTTP_HOST": "braze.emulator", "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
-               "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
-               "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
-               **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}}
-    status: list[str] = []
-    result = app(environ, lambda code, _headers, _exc=None: status.append(code))
-    b"".join(result)
-    getattr(result, "close", lambda: None)()
-    return int(status[0].split(" ", 1)[0])
-
-
 def bench_mix_pipeline(sb: Sandbox, requests: int) -> float:
     """The mix as the pipeline delivers it: compact JSON bytes, a delivery id, straight into the WSGI app."""
     key = sb.config["braze"]["rest_api_keys"][0]
@@ -105,8 +87,8 @@ def bench_mix_pipeline(sb: Sandbox, requests: int) -> float:
     app = sb.braze_app
     started = time.perf_counter()
     for n, body in enumerate(bodies):
-        status = _call_app(app, "/users/track", {"Authorization": f"Bearer {key}", "X-Emulator-Delivery-Id": f"d{n}"},
-                           body)
+        status, _, _ = call_wsgi(app, "POST", "/users/track",
+                                 {"Authorization": f"Bearer {key}", "X-Emulator-Delivery-Id": f"d{n}"}, body)
         assert status == 201, status
     return requests * 75 / (time.perf_counter() - started)
 

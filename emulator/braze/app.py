@@ -7,6 +7,7 @@ Views are thin: authenticate, count the request against its rate-limit bucket, p
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Callable
 
 from flask import Flask, Response, g, jsonify, request
@@ -85,7 +86,10 @@ def rest_endpoint(sandbox: "Sandbox", handler: Callable[[Any], dict], status: in
 
 
 def create_braze_app(sandbox: "Sandbox") -> Flask:
-    app = create_base_app(sandbox, "braze", _error_body)
+    # Braze's 429: no quota left, the window resetting at an epoch second (SPEC.md §2 "Braze")
+    app = create_base_app(sandbox, "braze", _error_body, lambda retry_after: {
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(math.ceil(sandbox.clock.now().timestamp() + retry_after))})
     braze = sandbox.braze
     auth = braze.auth
 

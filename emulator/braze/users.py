@@ -28,6 +28,8 @@ from . import errors
 from .values import country_code, is_email, is_time_zone, parse_time, time_text, time_text_of
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from ..sandbox import Sandbox
 
 MAX_OBJECTS = 75
@@ -654,9 +656,9 @@ def apply_attribute_ops(profile: Profile, ops: list[tuple]) -> None:
             current = [item for item in custom.get(key, []) if isinstance(item, dict)] \
                 if isinstance(custom.get(key), list) else []
             for spec in op[3]:  # $remove removes every matching object
-                current = [item for item in current if item.get(spec["key"]) != spec["value"]]
+                current = [item for item in current if not _same(item.get(spec["key"]), spec["value"])]
             for spec in op[4]:
-                current = [_deep_merge(item, spec["new"]) if item.get(spec["key"]) == spec["value"] else item
+                current = [_deep_merge(item, spec["new"]) if _same(item.get(spec["key"]), spec["value"]) else item
                            for item in current]
             custom[key] = current + op[2]
 
@@ -844,10 +846,9 @@ class _Writes:
     time (a manual clock is the same at every write anyway; a real-time one differs by the request's duration).
     """
 
-    def __init__(self, sandbox: "Sandbox", profiles: Profiles, now: datetime) -> None:
-        self.sandbox = sandbox
+    def __init__(self, conn: "sqlite3.Connection", profiles: Profiles, now: datetime) -> None:
         self.profiles = profiles
-        self.conn = sandbox.store.conn
+        self.conn = conn
         self.now_text = time_text(now)
         self.horizon = occurrence_horizon(now)
         self.seq: int | None = None  # the last updated_seq handed out; read from the table when first needed
@@ -1101,7 +1102,7 @@ class UserTrack:
         transaction. Objects naming an `external_id` (what the Segment destination sends) go through `_Writes`:
         one SELECT for the request's external ids, rows changed in memory, statements run with executemany at
         the end; the stored rows are the ones the object-by-object statements (`_attributes_one`, ...) make."""
-        writes = _Writes(self.sandbox, self.profiles, now)
+        writes = _Writes(self.sandbox.store.conn, self.profiles, now)
         writes.prefetch([target.value for name in ARRAYS for target, _ in plans[name]
                          if target.kind == "external_id"])
         for target, ops in plans["attributes"]:

@@ -88,7 +88,10 @@ def _gzipped() -> bool:
 
 
 def create_segment_app(sandbox: "Sandbox") -> Flask:
-    app = create_base_app(sandbox, "segment", _error_body)
+    # Segment's 429: "Retry-After and X-RateLimit-Reset headers, which contains the number of seconds after which
+    # you can retry" (segment-api.md §1)
+    app = create_base_app(sandbox, "segment", _error_body,
+                          lambda retry_after: {"X-RateLimit-Reset": f"{retry_after:g}"})
     tracking = sandbox.segment.tracking
     app.register_blueprint(create_profile_api_blueprint(sandbox))
 

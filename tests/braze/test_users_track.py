@@ -359,3 +359,9 @@ def test_the_is_all_of_filter_keeps_true_apart_from_1(braze, sandbox):
         members = sandbox.braze.segment_members(definition={
             "name": "all", "filters": [{"custom_attribute": "flags", "op": "is_all_of", "value": [value]}]})
         assert [m["external_id"] for m in members] == expected
+
+
+def test_an_array_of_objects_matches_identifier_values_keeping_true_apart_from_1(braze):
+    attrs(braze, pets=[{"id": 1, "name": "Rex"}, {"id": True, "name": "Tom"}])
+    user = attrs(braze, pets={"$remove": [{"$identifier_key": "id", "$identifier_value": True}]})
+    assert user["custom_attributes"]["pets"] == [{"id": 1, "name": "Rex"}]

@@ -301,3 +301,11 @@ def test_a_configuration_cannot_take_the_key_of_a_definition_made_through_the_ap
             sb.configure({"segment": {"audiences": [{"key": "views", "query": "event('Viewed').count() >= 1"}]}})
         assert "segment.audiences[0].key" in str(refused.value)
         assert [d.kind for d in sb.engage.computations.definitions.all()] == ["trait"]  # nothing applied
+
+
+def test_turning_backfill_off_in_python_clears_its_lookback():
+    with Sandbox() as sb:
+        created = sb.engage.computations.create("audience", key="buyers", query="event('A').count() >= 1",
+                                                lookback_days=5)
+        updated = sb.engage.computations.update(created.id, backfill=False)
+        assert (updated.backfill, updated.lookback_days) == (False, None)

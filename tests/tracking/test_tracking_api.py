@@ -348,3 +348,11 @@ def test_a_lone_surrogate_escape_is_accepted_as_a_replacement_character(segment,
     assert (response.status_code, response.json()) == (200, {"success": True})
     assert sandbox.segment.events()[0]["properties"] == {"x": "\ufffd lone", "\ufffd": "\U0001F600"}
     assert sandbox.flush()["delivered"] == 1
+
+
+def test_an_injected_429_says_in_seconds_when_to_retry_as_segment_does(segment, sandbox):
+    # segment-api.md §1: "Retry-After and X-RateLimit-Reset headers, which contains the number of seconds"
+    sandbox.faults.add(app="segment", path="/v1/batch", status=429, retry_after=2, count=1)
+    response = segment.post("/v1/batch", json={"writeKey": KEY, "batch": [{"type": "track", "userId": "u", "event": "E"}]})
+    assert response.status_code == 429
+    assert (response.headers["Retry-After"], response.headers["X-RateLimit-Reset"]) == ("2", "2")

@@ -64,16 +64,6 @@ def subscribed(event: dict, subscription: str | None = None) -> bool:
     return _subscription(subscription or DEFAULT_SUBSCRIPTION).matches(event)
 
 
-def map_event(event: dict, settings: dict, single: bool = True) -> dict:
-    """The checked syncAudiences payload for one event, or `DestinationRefusal`.
-
-    `settings["personas_audience_key"]` is the mapping's hard-coded audience key (one mapping per audience in
-    Segment); `settings["mapping"]` may override other fields (e.g. `device_id`, `user_alias`);
-    `settings["subscription"]` replaces the default trigger.
-    """
-    return check_payload(_mapper(settings)(event), SYNC_AUDIENCES_FIELDS, single)
-
-
 def _mapper(settings: dict) -> Callable[[dict], Any]:
     """The syncAudiences mapping for these settings, compiled (`transform` without re-reading the mapping)."""
     mapping = {**DEFAULT_MAPPING, **(settings.get("mapping") or {})}
@@ -219,7 +209,7 @@ def build_requests(events: list[dict], settings: dict, known_cohorts: set[str] |
             plan.filtered.append(index)
             continue
         if mapped is None:
-            mapped = _mapper(settings)  # once per call, on the first subscribed event (as map_event would build it)
+            mapped = _mapper(settings)  # once per call, on the first subscribed event
         raw = mapped(event)
         key = (raw.get("cohort_name"), raw.get("cohort_id"))
         try:

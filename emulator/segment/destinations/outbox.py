@@ -124,7 +124,6 @@ class _Settlements:
         self.finished: list[tuple] = []
         self.retried: list[tuple] = []
         self.outcomes: list[tuple] = []
-        self.attempted: list[tuple] = []  # (at, id): refused events that failed with their batch count the attempt
 
     def __enter__(self) -> "_Settlements":
         return self
@@ -141,10 +140,7 @@ class _Settlements:
                 setattr(self, name, [])
 
 
-# In this order: refused events' attempts before the settlements that may rewrite them.
 _SETTLEMENT_SQL = (
-    ("attempted", "UPDATE outbox SET attempts = attempts + 1, first_attempt_at = coalesce(first_attempt_at, ?)"
-                  " WHERE id = ?"),
     ("finished", "UPDATE outbox SET status = ?, finished_at = ?, error_code = ?, error = ?, attempts = ?,"
                  " first_attempt_at = ? WHERE id = ?"),
     ("retried", "UPDATE outbox SET next_attempt_at = ?, error_code = ?, error = ?, attempts = ?, first_attempt_at = ?"
@@ -424,11 +420,10 @@ class Outbox:
         else:
             outcomes = destination.read(_planned(stored), answer.status, answer.body)
             retry_after = _retry_after(answer.headers, now)
-        attempted: list[tuple] = []
         rows = {oid: batch.row(oid) for oid in stored["events"] if oid in batch.inflight}
         # an answer can name the batch's refused events too (a failure thrown out of performBatch fails them all;
-        # an ecommerce error at a refused payload's position is read onto it): that replaces their refusal and
-        # counts as an attempt
+        # an ecommerce error at a refused payload's position is read onto it): that failure replaces their refusal
+        # and counts as an attempt (written with its settlement)
         for outcome in outcomes:
             oid = outcome.index
             if oid in batch.deferred:
@@ -436,9 +431,7 @@ class Outbox:
                 read = batch.read[oid]
                 rows[oid] = {"id": oid, "attempts": read["attempts"] + 1,
                              "first_attempt_at": read["first_attempt_at"] or at}
-                attempted.append((at, oid))
         with self.sandbox.store.transaction() as conn, _Settlements(conn) as settle:
-            settle.attempted.extend(attempted)
             conn.execute(
                 "UPDATE delivery_requests SET status = ?, response = ?, error = ?, latency_ms = ? WHERE id = ?",
                 (answer.status if answer else None,
