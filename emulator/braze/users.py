@@ -799,42 +799,6 @@ class _Row:
         self.rowid: int | None = None  # the UPDATEs find the row by rowid (no braze_id index lookup)
 
 
-_scan_json = json.JSONDecoder().scan_once
-_ENCODER = json.JSONEncoder()  # json.dumps' defaults
-
-
-def _dumps_many() -> Callable[[Any], str]:
-    """json.dumps (default arguments) for many values in a row: the C encoder json.dumps builds on every call,
-    built once. Its cycle markers are its own (one request, under the store lock) and dropped after an error."""
-    make = json.encoder.c_make_encoder
-    if make is None:
-        return json.dumps
-    markers: dict = {}
-    encode = make(markers, _ENCODER.default, json.encoder.encode_basestring_ascii, None, _ENCODER.key_separator,
-                  _ENCODER.item_separator, _ENCODER.sort_keys, _ENCODER.skipkeys, _ENCODER.allow_nan)
-
-    def dumps(value: Any) -> str:
-        if type(value) is not dict:
-            return json.dumps(value)
-        try:
-            return "".join(encode(value, 0))
-        except BaseException:
-            markers.clear()
-            raise
-
-    return dumps
-
-
-def _loads(text: str) -> Any:
-    """json.loads for the texts json.dumps stored, without its wrapper's checks (the same C scanner); anything
-    else goes to json.loads."""
-    try:
-        value, end = _scan_json(text, 0)
-    except StopIteration:
-        return json.loads(text)
-    return value if end == len(text) else json.loads(text)
-
-
 class _Writes:
     """The writes of one `/users/track` request for objects naming an external_id, run at `flush()`.
 
@@ -887,7 +851,7 @@ class _Writes:
     def attributes(self, row: _Row, ops: list[tuple]) -> None:
         """An attributes object on a stored profile: `Profiles.load`, `apply_attribute_ops`, `Profiles.save`."""
         if not row.parsed:
-            row.fields, row.custom = _loads(row.texts[0]), _loads(row.texts[1])
+            row.fields, row.custom = json.loads(row.texts[0]), json.loads(row.texts[1])
             row.parsed = True
         fields = row.fields
         for op in ops:
@@ -940,12 +904,11 @@ class _Writes:
     def flush(self) -> None:
         conn, now_text = self.conn, self.now_text
         if self.dirty:
-            dumps = _dumps_many()
             inserts, saves, saves_contact, touches = [], [], [], []
             for row in self.dirty.values():
                 if row.fields_changed or row.custom_changed:
-                    row.texts = (dumps(row.fields) if row.fields_changed else row.texts[0],
-                                 dumps(row.custom) if row.custom_changed else row.texts[1])
+                    row.texts = (json.dumps(row.fields) if row.fields_changed else row.texts[0],
+                                 json.dumps(row.custom) if row.custom_changed else row.texts[1])
                     contact = (_lower(row.fields.get("email")), row.fields.get("phone"))
                     if not row.stored:
                         inserts.append((row.braze_id, row.external_id, *contact, row.random_bucket, now_text,
