@@ -134,8 +134,9 @@ class Exporter:
         found: list[str] = []
         invalid: list[str] = []
         with self.sandbox.store.lock:
+            known = self.profiles.by_external_ids(list(external_ids)) if external_ids else {}
             for external_id in external_ids:
-                braze_id = self.profiles.by_external_id(external_id)
+                braze_id = known.get(external_id)
                 (found.append(braze_id) if braze_id else invalid.append(external_id))
             for alias in aliases:
                 braze_id = self.profiles.by_alias(alias["alias_name"], alias["alias_label"])

@@ -303,4 +303,6 @@ def test_an_event_the_emulator_cannot_map_is_discarded_alone_and_reported_withou
         assert {e["name"] for e in sb.braze.user(external_id="u1")["custom_events"]} == {"Plain"}
         outcomes = {d["event"]["event"]: (d["outcome"], d["error_code"]) for d in sb.segment.deliveries()}
         assert outcomes == {"Plain": ("delivered", None), "Deep": ("discarded", "errors.discarded.emulator")}
+        deep = next(d for d in sb.segment.deliveries() if d["event"]["event"] == "Deep")
+        assert deep["attempts"][0]["status"] is None  # nothing was sent: no HTTP status
         assert len(sb.internal_errors) == 1 and "RecursionError" in sb.internal_errors[0]

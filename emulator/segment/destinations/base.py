@@ -61,7 +61,7 @@ def reason_phrase(status: int) -> str:
 class DestinationRefusal(Exception):
     """The destination refused an event before sending anything (Segment's IntegrationError / payload check)."""
 
-    def __init__(self, message: str, status: int = 400, code: str = PAYLOAD_VALIDATION_FAILED):
+    def __init__(self, message: str, status: int | None = 400, code: str = PAYLOAD_VALIDATION_FAILED):
         super().__init__(message)
         self.message = message
         self.status = status

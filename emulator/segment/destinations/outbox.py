@@ -384,8 +384,8 @@ class Outbox:
                     f"delivery to {destination.name}: mapping {event.get('messageId')!r} failed: "
                     + traceback.format_exc(limit=-5))
                 failing[index] = DestinationRefusal(
-                    f"the emulator could not map this event ({type(exc).__name__}: {str(exc)[:200]})", 500,
-                    EMULATOR_LIMIT)
+                    f"the emulator could not map this event ({type(exc).__name__}: {str(exc)[:200]})", None,
+                    EMULATOR_LIMIT)  # no HTTP status: nothing was sent, and no answer refused it
         rest = [i for i in range(len(events)) if i not in failing]
         plan = Plan(requests=[], refusals=dict(failing))
         if rest:
