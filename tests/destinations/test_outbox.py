@@ -183,6 +183,24 @@ def test_an_unreachable_endpoint_is_retried_as_a_connection_error():
         assert delivery["error_code"] == "errors.awaiting-retry.ECONNREFUSED"
 
 
+def test_an_unknown_host_and_a_timeout_get_segments_connection_error_codes(monkeypatch):
+    import socket
+
+    from emulator.segment.destinations import transport
+
+    silent = socket.socket()  # listens, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    monkeypatch.setattr(transport, "TIMEOUT_SECONDS", 0.2)
+    for endpoint, code in (("http://no-such-host.invalid", "ENOTFOUND"),
+                           (f"http://127.0.0.1:{silent.getsockname()[1]}", "ECONNABORTED")):
+        with Sandbox(config={"segment": {"destinations": {"braze": {"endpoint": endpoint}}}}) as sb:
+            sb.segment.ingest({"type": "track", "userId": "u1", "event": "Clicked"})
+            assert sb.flush()["retried"] == 1
+            assert sb.segment.deliveries()[0]["error_code"] == f"errors.awaiting-retry.{code}"
+    silent.close()
+
+
 def test_a_refused_event_is_discarded_before_sending_with_segments_message(sandbox):
     send(sandbox, {"type": "track", "anonymousId": "anon-only", "event": "Clicked"})
     assert sandbox.flush()["discarded"] == 1

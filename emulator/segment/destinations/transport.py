@@ -7,6 +7,7 @@ path, headers, JSON body, its journal, faults and rate limits). Any other value 
 from __future__ import annotations
 
 import http.client
+import socket
 import io
 import json
 import re
@@ -86,12 +87,8 @@ class Transport:
         try:
             response = client.request(method, path, content=_encode_json(body),
                                       headers={"content-type": "application/json", **headers})
-        except httpx.ConnectError as exc:
-            raise TransportError("ECONNREFUSED", str(exc)) from None
-        except httpx.TimeoutException as exc:
-            raise TransportError("ETIMEDOUT", str(exc) or "timed out") from None
         except httpx.TransportError as exc:
-            raise TransportError("ECONNRESET", str(exc)) from None
+            raise _no_answer(exc, timed_out=isinstance(exc, httpx.TimeoutException)) from None
         latency = (time.perf_counter() - started) * 1000
         return Answer(response.status_code, dict(response.headers), _decode(response.content), latency)
 
@@ -109,16 +106,11 @@ class Transport:
                 response = connection.getresponse()
                 content = response.read()
                 break
-            except ConnectionRefusedError as exc:
-                connection.close()
-                raise TransportError("ECONNREFUSED", str(exc)) from None
-            except TimeoutError as exc:
-                connection.close()
-                raise TransportError("ETIMEDOUT", str(exc) or "timed out") from None
             except (http.client.HTTPException, OSError) as exc:
                 connection.close()
-                if attempt == 2:
-                    raise TransportError("ECONNRESET", str(exc)) from None
+                error = _no_answer(exc)
+                if attempt == 2 or error.code != "ECONNRESET":  # only a dropped kept-alive connection is retried
+                    raise error from None
         latency = (time.perf_counter() - started) * 1000
         return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, _decode(content), latency)
 
@@ -165,6 +157,25 @@ def _decode(content: bytes) -> Any:
         return json.loads(content)
     except ValueError:
         return content.decode("utf-8", "replace")
+
+
+def _no_answer(exc: BaseException, timed_out: bool = False) -> TransportError:
+    """A request that got no answer, with the code Segment's trace gives it (segment-api.md §4: ENOTFOUND,
+    ECONNREFUSED, ECONNRESET, ECONNABORTED, ...), read from the OS error under the client's own exception."""
+    code = "ECONNABORTED" if timed_out else "ECONNRESET"
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            code = "ENOTFOUND"
+            break
+        if isinstance(cause, ConnectionRefusedError):
+            code = "ECONNREFUSED"
+            break
+        if isinstance(cause, TimeoutError):
+            code = "ECONNABORTED"  # a timed-out request (Segment has no ETIMEDOUT)
+            break
+        cause = cause.__cause__ or cause.__context__
+    return TransportError(code, str(exc) or code)
 
 
 def call_wsgi(app: Callable, method: str, path: str, headers: dict[str, str], body: bytes,
